@@ -1,0 +1,1 @@
+"""Subcommands of the ``swirl`` CLI, one module each."""

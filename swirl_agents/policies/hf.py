@@ -1,0 +1,201 @@
+"""A Hugging Face causal-LM policy: batched, left-padded ``generate`` that stops at the end of a call.
+
+Every live episode of a rollout round is one row of one ``generate`` call. The
+prompt is the env's transcript (``prompt_format="text"``) or its chat messages
+through the tokenizer's chat template (``"chat"``); ``"auto"`` picks chat when the
+tokenizer has a template. Generation stops for a row as soon as it closes a tool
+call or an answer (transformers' stop strings), and anything decoded past the
+closing tag is cut.
+
+Sampling is per episode, not per batch: each row draws its token from its own
+``torch.Generator`` seeded by ``step_seed(observation.seed, step)``, by the
+Gumbel-max trick (``argmax(logits / T + Gumbel noise)`` is an exact sample of the
+softmax at temperature T, after top-p filtering). A row's random draws therefore
+do not depend on which other episodes share its batch, so an episode samples the
+same action in any batch, up to floating-point differences in the logits between
+batch shapes (exact on CPU in float32 for the tiny model in our tests; not
+guaranteed in bfloat16 on CUDA).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from swirl_agents.policies.base import (
+    Observation,
+    PolicyStats,
+    SamplingSettings,
+    cut_at_stop,
+    step_seed,
+)
+
+PromptFormat = Literal["auto", "text", "chat"]
+
+
+class HFPolicy:
+    """A local causal LM as a policy.
+
+    Args:
+        model: A transformers causal LM (already on its device).
+        tokenizer: Its tokenizer; padding is forced to the left for batching.
+        sampling: Temperature (0 for greedy), top-p, max new tokens and stop strings.
+        prompt_format: ``"text"`` (the transcript), ``"chat"`` (the messages through
+            the chat template) or ``"auto"`` (chat when the tokenizer has a template).
+        name: Shown in stored trajectories; defaults to the model's path.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: Any,
+        *,
+        sampling: SamplingSettings | None = None,
+        prompt_format: PromptFormat = "auto",
+        name: str | None = None,
+    ):
+        if prompt_format not in ("auto", "text", "chat"):
+            raise ValueError(f"prompt_format must be auto, text or chat, got {prompt_format!r}.")
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        if prompt_format == "chat" and not has_template:
+            raise ValueError("prompt_format='chat' needs a tokenizer with a chat template.")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.sampling = sampling or SamplingSettings()
+        self.chat = prompt_format == "chat" or (prompt_format == "auto" and has_template)
+        self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self.stats = PolicyStats()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> HFPolicy:
+        """Load a model and tokenizer (local path or hub name) and wrap them.
+
+        Args:
+            name_or_path: Anything ``AutoModelForCausalLM.from_pretrained`` accepts.
+            device: ``"cuda"``, ``"cpu"``, ...; CUDA when available by default.
+            dtype: Weights' dtype; bfloat16 on CUDA and float32 on CPU by default.
+            **kwargs: ``HFPolicy`` settings (``sampling``, ``prompt_format``, ``name``).
+        """
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype is None:
+            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        elif isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype).to(device)
+        kwargs.setdefault("name", name_or_path)
+        return cls(model, tokenizer, **kwargs)
+
+    def settings(self) -> dict[str, Any]:
+        """Sampling settings and prompt format, stored with each trajectory."""
+        return {
+            "temperature": self.sampling.temperature,
+            "top_p": self.sampling.top_p,
+            "max_new_tokens": self.sampling.max_new_tokens,
+            "stop": list(self.sampling.stop),
+            "prompt_format": "chat" if self.chat else "text",
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "device": str(self.model.device),
+        }
+
+    @torch.inference_mode()
+    def act(self, observations: Sequence[Observation]) -> list[str]:
+        """Generate one action per observation in a single batched ``generate`` call."""
+        if not observations:
+            return []
+        started = time.perf_counter()
+        inputs = self._encode(observations).to(self.model.device)
+        stop = self.sampling.stop_strings(observations)
+        output = self.model.generate(
+            **inputs,
+            generation_config=self._generation_config(stop),
+            logits_processor=self._sampler(observations),
+            tokenizer=self.tokenizer if stop else None,
+        )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        generated = int((new_tokens != self.tokenizer.pad_token_id).sum())
+        prompt = int(inputs["attention_mask"].sum())
+        self.stats.record(started, len(observations), prompt, generated)
+        return [cut_at_stop(text, stop) for text in texts]
+
+    def _encode(self, observations: Sequence[Observation]):
+        if self.chat:
+            prompts = [
+                self.tokenizer.apply_chat_template(
+                    o.messages, tokenize=False, add_generation_prompt=True
+                )
+                for o in observations
+            ]
+            # The template writes the special tokens itself.
+            return self.tokenizer(
+                prompts, return_tensors="pt", padding=True, add_special_tokens=False
+            )
+        return self.tokenizer([o.text for o in observations], return_tensors="pt", padding=True)
+
+    def _generation_config(self, stop: list[str]) -> GenerationConfig:
+        # Built from scratch so that a checkpoint's own defaults (top_k, repetition
+        # penalty, ...) never change what the settings say.
+        eos = self.model.generation_config.eos_token_id
+        return GenerationConfig(
+            max_new_tokens=self.sampling.max_new_tokens,
+            do_sample=False,  # sampling happens in _PerRowSampler, see the module docstring
+            eos_token_id=eos if eos is not None else self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stop_strings=stop or None,
+            use_cache=True,
+        )
+
+    def _sampler(self, observations: Sequence[Observation]) -> LogitsProcessorList:
+        if self.sampling.temperature == 0:
+            return LogitsProcessorList()
+        generators = [
+            torch.Generator(device=self.model.device).manual_seed(step_seed(o.seed, o.step))
+            for o in observations
+        ]
+        processors: list[LogitsProcessor] = [TemperatureLogitsWarper(self.sampling.temperature)]
+        if self.sampling.top_p < 1:
+            processors.append(TopPLogitsWarper(self.sampling.top_p))
+        processors.append(_PerRowSampler(generators))
+        return LogitsProcessorList(processors)
+
+
+class _PerRowSampler(LogitsProcessor):
+    """Adds Gumbel noise from each row's own generator, so greedy argmax is a per-row sample."""
+
+    def __init__(self, generators: list[torch.Generator]):
+        self.generators = generators
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.float()  # (batch, vocab)
+        uniform = torch.stack(
+            [
+                torch.rand(scores.shape[1], generator=g, device=scores.device)
+                for g in self.generators
+            ]
+        )
+        gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20, max=1 - 1e-7)))
+        return scores + gumbel

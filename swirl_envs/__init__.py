@@ -1,0 +1,30 @@
+"""Gymnasium text environments for multi-step reasoning and tool use (SWiRL).
+
+Importing this package registers every environment id; nothing heavy happens at
+import (entry points are strings, data loads when an env is made)::
+
+    import gymnasium as gym
+    import swirl_envs  # or gym.register_envs(swirl_envs), or "swirl_envs:swirl/SynthMath-v0"
+
+    env = gym.make("swirl/SynthMath-v0")
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+__version__ = "0.1.0"
+
+ENV_IDS = {
+    "swirl/SynthMath-v0": "swirl_envs.tasks.synth_math:SynthMathEnv",
+    "swirl/SynthHop-v0": "swirl_envs.tasks.synth_hop:SynthHopEnv",
+    "swirl/GSM8K-v0": "swirl_envs.tasks.gsm8k:GSM8KEnv",
+    "swirl/HotPotQA-v0": "swirl_envs.tasks.hotpotqa:HotPotQAEnv",
+    "swirl/MuSiQue-v0": "swirl_envs.tasks.musique:MuSiQueEnv",
+    "swirl/BeerQA-v0": "swirl_envs.tasks.beerqa:BeerQAEnv",
+    "swirl/CofCA-v0": "swirl_envs.tasks.cofca:CofCAEnv",
+}
+
+for _env_id, _entry_point in ENV_IDS.items():
+    if _env_id not in registry:
+        register(id=_env_id, entry_point=_entry_point, disable_env_checker=False)

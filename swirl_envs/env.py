@@ -1,0 +1,199 @@
+"""The base text environment: a list of tasks, a set of tools, a scorer.
+
+Observation: the whole transcript so far (SWiRL's state s_k). Action: text that
+ends in one tool call or a final answer. Reward: 0 until the answer, then the
+task's headline score. ``terminated`` on an answer, ``truncated`` when the step
+budget runs out. Model text never raises: a malformed action is answered with an
+error line, and the step counts.
+
+The transcript is a concatenation of segments, which is what makes SWiRL's
+decomposition exact: ``prompt + action_1 + feedback_1 + ... + action_k`` where each
+``feedback`` is the text the env appended after that action (``info["feedback"]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+
+from swirl_envs.actions import (
+    ANSWER_SCHEMA,
+    FinalAnswer,
+    ParseError,
+    ToolCall,
+    parse_action,
+    sanitize_action,
+)
+from swirl_envs.scoring import Scorer, Scores, qa_scores
+from swirl_envs.spaces import TranscriptSpace
+from swirl_envs.tasks.base import Task
+from swirl_envs.tools.base import Tool
+
+AnswerJudge = Callable[[str, Sequence[str], str], float]
+"""A judge of final answers: ``(question, gold answers, prediction) -> score in [0, 1]``."""
+
+_ERROR_BUDGET = 1024
+
+
+class SwirlEnv(gym.Env[str, str]):
+    """A multi-step tool-use environment over a fixed list of tasks.
+
+    Args:
+        tasks: The tasks an episode is drawn from.
+        tools: The tools the agent may call (the final answer is always available).
+        system_prompt: Instructions shown first; ``{max_steps}`` is filled in.
+        max_steps: Step budget; the episode is truncated after this many actions.
+        scorer: Maps ``(prediction, gold answers)`` to metrics with a ``"score"`` key.
+        judge: Optional answer judge (e.g. an LLM judge); when given, its score is
+            the reward and the scorer's metrics stay in ``info``.
+        render_mode: ``"ansi"`` (return the transcript) or ``"human"`` (print it).
+        max_action_chars: Longer actions are an error and are cut in the transcript.
+        max_result_chars: Tool results are cut to this many characters.
+    """
+
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 1}
+
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        tools: Sequence[Tool],
+        *,
+        system_prompt: str,
+        max_steps: int,
+        scorer: Scorer = qa_scores,
+        judge: AnswerJudge | None = None,
+        render_mode: str | None = None,
+        max_action_chars: int = 8192,
+        max_result_chars: int = 2048,
+    ):
+        if not tasks:
+            raise ValueError("SwirlEnv needs at least one task.")
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}.")
+        self.tasks = list(tasks)
+        self.tools = list(tools)
+        self.max_steps = max_steps
+        self.system_prompt = system_prompt.format(max_steps=max_steps)
+        self.scorer = scorer
+        self.judge = judge
+        self.render_mode = render_mode
+        self.max_action_chars = max_action_chars
+        self.max_result_chars = max_result_chars
+        longest_question = max(len(task.question) for task in self.tasks)
+        per_step = 2 * max_action_chars + max_result_chars + _ERROR_BUDGET
+        self.observation_space = TranscriptSpace(
+            len(self.system_prompt) + longest_question + 64 + max_steps * per_step
+        )
+        self.action_space = TranscriptSpace(max_action_chars)
+        self._task: Task | None = None
+        self._transcript = ""
+        self._messages: list[dict[str, str]] = []
+        self._steps = 0
+        self._done = False
+
+    @property
+    def task(self) -> Task:
+        """The task of the current episode."""
+        if self._task is None:
+            raise RuntimeError("Call reset() before using the environment.")
+        return self._task
+
+    @property
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        """OpenAI function-calling schemas of every tool, the final answer included."""
+        return [tool.schema for tool in self.tools] + [ANSWER_SCHEMA]
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start an episode on ``options["index"]``, or on a task drawn with the env's RNG."""
+        super().reset(seed=seed)
+        index = (options or {}).get("index")
+        if index is None:
+            index = int(self.np_random.integers(len(self.tasks)))
+        if not isinstance(index, int) or not 0 <= index < len(self.tasks):
+            raise ValueError(f"options['index'] must be an int in [0, {len(self.tasks)}).")
+        self._task = self.tasks[index]
+        self._steps, self._done = 0, False
+        self._transcript = f"{self.system_prompt}\n\nQuestion: {self._task.question}\n"
+        self._messages = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": f"Question: {self._task.question}"},
+        ]
+        info = {"messages": list(self._messages), "task_id": self._task.id, "index": index}
+        return self._transcript, info
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Take one action: run its tool call or score its answer, and extend the transcript."""
+        if self._task is None or self._done:
+            raise RuntimeError("The episode is over (or never started); call reset().")
+        self._steps += 1
+        parsed = parse_action(action, self.tools, self.max_action_chars)
+        recorded = sanitize_action(action if isinstance(action, str) else "", self.max_action_chars)
+        reward, terminated, scores, feedback = 0.0, False, {}, ""
+        if isinstance(parsed, FinalAnswer):
+            scores = self.score_answer(self._task, parsed.text)
+            reward, terminated = scores["score"], True
+        elif isinstance(parsed, ToolCall):
+            feedback = self._run_tool(parsed)
+        else:
+            feedback = f"\nError: {parsed.message}\n"
+        self._append(recorded, feedback)
+        truncated = self._steps >= self.max_steps and not terminated
+        self._done = terminated or truncated
+        info = self._step_info(parsed, recorded, feedback, scores)
+        if self.render_mode == "human":
+            self.render()
+        return self._transcript, reward, terminated, truncated, info
+
+    def score_answer(self, task: Task, prediction: str) -> Scores:
+        """Score a final answer; the judge, when set, decides the headline score."""
+        scores = dict(self.scorer(prediction, task.answers))
+        if self.judge is not None:
+            scores["judge"] = float(self.judge(task.question, task.answers, prediction))
+            scores["score"] = scores["judge"]
+        return scores
+
+    def render(self) -> str | None:
+        """Return (``"ansi"``) or print (``"human"``) the transcript."""
+        if self.render_mode == "ansi":
+            return self._transcript
+        if self.render_mode == "human":
+            print(self._transcript)
+        return None
+
+    def _run_tool(self, call: ToolCall) -> str:
+        # Looked up in ``self.tools`` at call time, so replacing ``tools`` takes effect.
+        tool = next(tool for tool in self.tools if tool.name == call.name)
+        try:
+            result = tool(call.argument, self.task).text
+        except Exception as error:  # a tool bug must not end the agent's episode
+            result = f"Error: the {call.name} tool failed ({type(error).__name__})."
+        return f"\n{call.argument} -> {result[: self.max_result_chars]}\n"
+
+    def _append(self, action: str, feedback: str) -> None:
+        self._transcript += action + feedback
+        self._messages.append({"role": "assistant", "content": action})
+        if feedback:
+            self._messages.append({"role": "user", "content": feedback.strip()})
+
+    def _step_info(
+        self, parsed: ToolCall | FinalAnswer | ParseError, action: str, feedback: str, scores: Scores
+    ) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "messages": list(self._messages),
+            "task_id": self.task.id,
+            "step": self._steps,
+            "action": action,
+            "feedback": feedback,
+            "tool": parsed.name if isinstance(parsed, ToolCall) else None,
+            "tool_input": parsed.argument if isinstance(parsed, ToolCall) else None,
+            "parse_error": parsed.message if isinstance(parsed, ParseError) else None,
+            "answer": parsed.text if isinstance(parsed, FinalAnswer) else None,
+        }
+        info.update(scores)
+        return info

@@ -1,0 +1,95 @@
+"""Answer scoring: QA exact match / F1 (official SQuAD/HotPotQA normalisation) and numeric equality.
+
+Each scorer returns a dict of metrics whose ``"score"`` key is the task's headline
+metric (the env's reward); the others go into ``info``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+Scores = dict[str, float]
+Scorer = Callable[[str, Sequence[str]], Scores]
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = set(string.punctuation)
+_SPECIAL = {"yes", "no", "noanswer"}
+# A number: optional sign, digits with optional thousands commas, optional decimals,
+# optional short exponent, optional "/denominator". Exponents are capped at 3 digits
+# so that "1e999999999" cannot build a huge integer.
+_NUMBER = re.compile(
+    r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d{1,3})?(?:\s*/\s*\d+)?"
+)
+_MAX_NUMBER_CHARS = 64
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, drop punctuation and articles, squash whitespace (the official normalisation)."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def f1_precision_recall(prediction: str, gold: str) -> tuple[float, float, float]:
+    """Token F1, precision and recall after normalisation, as the HotPotQA script computes them."""
+    pred, ref = normalize_answer(prediction), normalize_answer(gold)
+    if (pred in _SPECIAL or ref in _SPECIAL) and pred != ref:
+        return 0.0, 0.0, 0.0
+    pred_tokens, ref_tokens = pred.split(), ref.split()
+    common = Counter(pred_tokens) & Counter(ref_tokens)
+    overlap = sum(common.values())
+    if overlap == 0:
+        return 0.0, 0.0, 0.0
+    precision = overlap / len(pred_tokens)
+    recall = overlap / len(ref_tokens)
+    return 2 * precision * recall / (precision + recall), precision, recall
+
+
+def qa_scores(prediction: str, answers: Sequence[str]) -> Scores:
+    """Exact match (the score), F1, precision and recall, each the best over ``answers``."""
+    if not answers:
+        return {"score": 0.0, "em": 0.0, "f1": 0.0, "precision": 0.0, "recall": 0.0}
+    em = max(float(normalize_answer(prediction) == normalize_answer(a)) for a in answers)
+    f1, precision, recall = max(f1_precision_recall(prediction, a) for a in answers)
+    return {"score": em, "em": em, "f1": f1, "precision": precision, "recall": recall}
+
+
+def parse_number(text: str) -> Fraction | None:
+    """Read the number an answer states: "$1,000", "1000.00", "1e3", "3/4", "18 dollars".
+
+    The whole text is tried first (after dropping currency signs, percent signs and
+    commas between digits); otherwise the last number in the text is used, as GSM8K
+    evaluations do.
+    """
+    candidates = [m.group(0) for m in _NUMBER.finditer(text) if re.search(r"\d", m.group(0))]
+    if not candidates:
+        return None
+    value = candidates[-1].replace(",", "").replace(" ", "")
+    if len(value) > _MAX_NUMBER_CHARS:
+        return None
+    try:
+        return Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def numbers_equal(prediction: str, gold: str, rel_tol: float = 1e-6) -> bool:
+    """True when both texts state the same number (exactly, or within ``rel_tol`` for decimals)."""
+    a, b = parse_number(prediction), parse_number(gold)
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    return abs(a - b) <= rel_tol * max(abs(a), abs(b))
+
+
+def math_scores(prediction: str, answers: Sequence[str]) -> Scores:
+    """Numeric equality with any of ``answers`` (the score), plus exact string match."""
+    correct = any(numbers_equal(prediction, answer) for answer in answers)
+    em = max((float(normalize_answer(prediction) == normalize_answer(a)) for a in answers), default=0.0)
+    return {"score": float(correct), "numeric": float(correct), "em": em}

@@ -1,0 +1,376 @@
+"""Policies: the protocol helpers, scripted policies, the HF policy and the HTTP policy."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+import pytest
+from tests.agents.fault_server import FaultServer
+
+from swirl_agents.policies import (
+    NoisyOraclePolicy,
+    Observation,
+    OraclePolicy,
+    Policy,
+    RandomPolicy,
+    SamplingSettings,
+    describe_policy,
+    episode_seed,
+    make_policy,
+    step_seed,
+)
+from swirl_agents.policies.base import cut_at_stop, restore_stop
+from swirl_agents.policies.scripted import corrupt_action
+from swirl_envs.tasks.base import Passage, Task
+
+STOP = ("</math_exp>", "</search_query>", "</answer>")
+MATH = Task(
+    id="m0",
+    question="Ada has 12 beads. She buys 5 more. She shares them equally among 4 friends.",
+    answers=("4",),
+    gold_path=("<math_exp>12 + 5</math_exp>", "<math_exp>17 / 4</math_exp>", "<answer>4</answer>"),
+)
+HOP = Task(
+    id="h0",
+    question="Where was the founder of Dovrin Works born?",
+    answers=("Qaravel",),
+    gold_path=(
+        "<search_query> Dovrin Works</search_query>",
+        "<search_query> Mira Tolven</search_query>",
+        "<answer> Qaravel</answer>",
+    ),
+    passages=(
+        Passage("Dovrin Works", "Dovrin Works was founded by Mira Tolven."),
+        Passage("Mira Tolven", "Mira Tolven was born in Qaravel."),
+    ),
+)
+
+
+def observe(task: Task, step: int = 0, seed: int = 0, text: str = "") -> Observation:
+    messages = [{"role": "user", "content": text or task.question}]
+    return Observation(text or task.question, messages, task, step, seed, STOP)
+
+
+# --- protocol helpers ---------------------------------------------------------------
+
+
+def test_episode_seed_is_stable_and_separates_tasks_samples_and_steps():
+    assert episode_seed(0, "t1", 0) == episode_seed(0, "t1", 0)
+    seeds = {episode_seed(s, t, k) for s in (0, 1) for t in ("t1", "t2") for k in (0, 1)}
+    assert len(seeds) == 8
+    assert all(0 <= seed < 2**63 for seed in seeds)
+    assert len({step_seed(5, step) for step in range(10)}) == 10
+    # A fixed value guards against a silent change of the hash (stored seeds would stop matching).
+    assert episode_seed(0, "t1", 0) == 4029400404311436403
+    assert step_seed(1, 2) == 8273436536119604435
+
+
+def test_cut_at_stop_keeps_the_first_closed_call():
+    assert cut_at_stop("a <answer>4</answer> more </answer>", STOP) == "a <answer>4</answer>"
+    assert cut_at_stop("<math_exp>1+2</math_exp><answer>3</answer>", STOP) == "<math_exp>1+2</math_exp>"
+    assert cut_at_stop("no tags", STOP) == "no tags"
+
+
+def test_restore_stop_closes_only_an_open_stop_tag():
+    assert restore_stop("think <answer>42", STOP) == "think <answer>42</answer>"
+    assert restore_stop("<math_exp>1+2</math_exp> <search_query> X", STOP).endswith(
+        "<search_query> X</search_query>"
+    )
+    assert restore_stop("<answer>4</answer>", STOP) == "<answer>4</answer>"
+    assert restore_stop("plain text", STOP) == "plain text"
+
+
+def test_sampling_settings_reject_bad_values_and_fall_back_to_env_tags():
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingSettings(temperature=-1)
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingSettings(top_p=0)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        SamplingSettings(max_new_tokens=0)
+    assert SamplingSettings().stop_strings([observe(MATH)]) == sorted(STOP)
+    assert SamplingSettings(stop=("X",)).stop_strings([observe(MATH)]) == ["X"]
+
+
+def test_a_minimal_third_party_policy_satisfies_the_protocol():
+    class AlwaysAnswer:
+        def act(self, observations):
+            return ["<answer>42</answer>" for _ in observations]
+
+    assert isinstance(AlwaysAnswer(), Policy)
+    assert describe_policy(AlwaysAnswer()) == {"name": "AlwaysAnswer"}
+    assert describe_policy(NoisyOraclePolicy(0.2)) == {"name": "noisy-oracle", "p": 0.2}
+
+
+def test_make_policy_builds_scripted_policies_and_rejects_unknown_specs():
+    assert isinstance(make_policy("oracle"), OraclePolicy)
+    assert make_policy("noisy-oracle", noise=0.1).p == 0.1
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_policy("gpt")
+    with pytest.raises(ValueError, match="model"):
+        make_policy("openai:http://127.0.0.1:9/v1")
+
+
+# --- scripted policies ----------------------------------------------------------------
+
+
+def test_oracle_follows_the_gold_path_then_answers():
+    oracle = OraclePolicy()
+    actions = oracle.act([observe(MATH, step) for step in range(4)])
+    assert actions == [*MATH.gold_path, "<answer>4</answer>"]
+
+
+def test_noisy_oracle_with_p_zero_is_the_oracle_and_with_p_one_is_always_wrong():
+    observations = [observe(task, step, seed) for task in (MATH, HOP) for step in range(3) for seed in range(5)]
+    assert NoisyOraclePolicy(0).act(observations) == OraclePolicy().act(observations)
+    wrong = NoisyOraclePolicy(1).act(observations)
+    gold = OraclePolicy().act(observations)
+    assert all(w != g for w, g in zip(wrong, gold))
+
+
+def test_noisy_oracle_mistakes_are_plausible():
+    rng = random.Random(0)
+    question_numbers = {"12", "5", "4"}
+    for _ in range(50):
+        wrong = corrupt_action("<math_exp>12 + 5</math_exp>", observe(MATH), rng)
+        expression = re.fullmatch(r"<math_exp>(\d+) ([-+*/]) (\d+)</math_exp>", wrong)
+        assert expression, wrong
+        a, op, b = expression.groups()
+        changed = [a != "12", op != "+", b != "5"]
+        assert sum(changed) == 1, wrong  # exactly one operand or the operator
+        if a != "12":
+            assert a in question_numbers or abs(int(a) - 12) <= 3
+        wrong_query = corrupt_action(HOP.gold_path[0], observe(HOP), rng)
+        assert wrong_query in {"<search_query> Mira Tolven</search_query>", "<search_query> Qaravel</search_query>"}
+        wrong_answer = corrupt_action("<answer>4</answer>", observe(MATH), rng)
+        assert 1 <= abs(int(re.search(r"\d+", wrong_answer).group()) - 4) <= 3
+
+
+def test_noisy_oracle_is_seeded_per_episode_step_not_per_batch():
+    policy = NoisyOraclePolicy(0.5)
+    observations = [observe(MATH, step, seed) for seed in range(20) for step in range(3)]
+    together = policy.act(observations)
+    alone = [policy.act([o])[0] for o in reversed(observations)][::-1]
+    assert together == alone
+    wrong_rate = sum(a != g for a, g in zip(together, OraclePolicy().act(observations))) / len(together)
+    assert 0.25 < wrong_rate < 0.75
+
+
+def test_random_policy_is_seeded_and_produces_malformed_and_wellformed_actions():
+    observations = [observe(HOP, step, seed) for seed in range(30) for step in range(2)]
+    first, second = RandomPolicy().act(observations), RandomPolicy().act(observations)
+    assert first == second
+    assert "" in first
+    assert any(a.endswith("</search_query>") for a in first)
+    assert any("<" not in a and a for a in first)
+
+
+# --- Hugging Face policy ----------------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    from swirl_agents.tiny import build_tiny_model, tiny_corpus
+
+    texts = list(tiny_corpus([MATH, HOP])) * 3
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"), texts, vocab_size=400, seed=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # A tiny model on a shared CPU runs far faster on one thread than on contended ones.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def hf_policy(path, **sampling):
+    """The tiny model as a text policy, its weights redrawn so that every token of context matters.
+
+    At the default initialisation scale a random model's greedy output hardly depends
+    on its input (it repeats one token), which would hide padding mistakes.
+    """
+    from swirl_agents.policies.hf import HFPolicy
+
+    settings = SamplingSettings(**{"max_new_tokens": 12, **sampling})
+    policy = HFPolicy.from_pretrained(str(path), sampling=settings, prompt_format="text", device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in policy.model.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0, 0.15, generator=generator)
+    return policy
+
+
+def varied_observations(count: int = 6) -> list[Observation]:
+    # Prompts of different lengths, so left padding differs row by row.
+    texts = [f"{MATH.question} " * (1 + i % 3) + f"Step {i}:" for i in range(count)]
+    return [observe(MATH, i % 2, 100 + i, text) for i, text in enumerate(texts)]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_hf_batched_generation_equals_one_by_one(tiny_path, temperature):
+    policy = hf_policy(tiny_path, temperature=temperature, stop=("</never>",))
+    observations = varied_observations()
+    batched = policy.act(observations)
+    single = [policy.act([o])[0] for o in observations]
+    assert batched == single
+    assert len(set(batched)) == len(batched)
+    policy.tokenizer.padding_side = "right"  # the mistake this test exists to catch
+    assert policy.act(observations) != single
+    assert policy.stats.actions == 3 * len(observations)
+    assert policy.stats.completion_tokens > 0 and policy.stats.tokens_per_second > 0
+
+
+def test_hf_sampling_depends_on_the_episode_seed(tiny_path):
+    policy = hf_policy(tiny_path, temperature=1.0)
+    base = observe(MATH, 0, 1)
+    again = policy.act([base, base])
+    other = policy.act([observe(MATH, 0, seed) for seed in range(2, 6)])
+    assert again[0] == again[1]
+    assert any(text != again[0] for text in other)
+
+
+def test_hf_generation_stops_right_after_a_stop_string(tiny_path):
+    free = hf_policy(tiny_path, temperature=0.0, max_new_tokens=20, stop=("\x00never",))
+    observation = observe(MATH, text="Ada has")
+    unstopped = free.act([observation])[0]
+    stop = unstopped[3:6]  # a string the model is known to produce, a few tokens in
+    first = unstopped.find(stop)
+    stopped_policy = hf_policy(tiny_path, temperature=0.0, max_new_tokens=20, stop=(stop,))
+    stopped = stopped_policy.act([observation])[0]
+    assert stopped == unstopped[: first + len(stop)]
+    assert stopped_policy.stats.completion_tokens < free.stats.completion_tokens
+
+
+def test_hf_chat_format_uses_the_template_and_text_format_the_transcript(tiny_path):
+    from swirl_agents.policies.hf import HFPolicy
+
+    chat = HFPolicy.from_pretrained(str(tiny_path), device="cpu")
+    assert chat.settings()["prompt_format"] == "chat"
+    chat_inputs = chat._encode([observe(MATH)])
+    text = hf_policy(tiny_path)
+    text_inputs = text._encode([observe(MATH)])
+    marker = chat.tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert marker in chat_inputs["input_ids"][0].tolist()
+    assert marker not in text_inputs["input_ids"][0].tolist()
+    tokenizer = chat.tokenizer
+    tokenizer.chat_template = None
+    with pytest.raises(ValueError, match="chat template"):
+        HFPolicy(chat.model, tokenizer, prompt_format="chat")
+
+
+# --- OpenAI-compatible HTTP policy --------------------------------------------------------
+
+
+def gold_responder(body):
+    """Answers like the oracle: the gold action for the number of assistant turns so far."""
+    messages = body.get("messages") or [{"role": "user", "content": body.get("prompt", "")}]
+    step = sum(message["role"] == "assistant" for message in messages)
+    return "I will compute. " + MATH.gold_path[min(step, 2)] + " trailing words"
+
+
+def http_policy(server, **options):
+    from swirl_agents.policies.openai_compat import OpenAIPolicy
+
+    settings = {"timeout": 2.0, "max_retries": 3, "backoff": 0.01, "max_backoff": 0.05, **options}
+    return OpenAIPolicy(server.base_url, "tiny", **settings)
+
+
+def test_http_chat_reply_gets_its_closing_tag_back_and_sends_seed_and_key(monkeypatch):
+    monkeypatch.setenv("SWIRL_TEST_KEY", "secret-123")
+    with FaultServer(gold_responder) as server, http_policy(server, api_key_env="SWIRL_TEST_KEY") as policy:
+        actions = policy.act([observe(MATH, 0, seed=7)])
+    assert actions == ["I will compute. <math_exp>12 + 5</math_exp>"]
+    body = server.requests[0]
+    assert body["model"] == "tiny" and body["messages"][0]["content"] == MATH.question
+    assert body["seed"] == step_seed(7, 0) % 2**31
+    assert sorted(body["stop"]) == sorted(STOP)
+    assert server.headers[0]["Authorization"] == "Bearer secret-123"
+    assert policy.stats.completion_tokens > 0
+
+
+def test_http_completions_api_sends_the_transcript():
+    with FaultServer(gold_responder) as server, http_policy(server, api="completions") as policy:
+        assert policy.act([observe(MATH, text="TRANSCRIPT")]) == ["I will compute. <math_exp>12 + 5</math_exp>"]
+    assert server.requests[0]["prompt"] == "TRANSCRIPT"
+    assert "messages" not in server.requests[0]
+
+
+def test_http_retries_server_errors_rate_limits_and_dropped_connections():
+    with FaultServer(gold_responder, ["500", "429", "drop", "503"]) as server:
+        with http_policy(server, max_retries=4) as policy:
+            assert policy.act([observe(MATH)]) == ["I will compute. <math_exp>12 + 5</math_exp>"]
+    assert len(server.requests) == 5
+
+
+def test_http_gives_a_clear_error_when_retries_run_out():
+    with FaultServer(gold_responder, ["500"] * 10) as server, http_policy(server, max_retries=2) as policy:
+        with pytest.raises(RuntimeError, match=r"failed 3 attempts; last failure: HTTP 500.*injected"):
+            policy.act([observe(MATH)])
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("malformed", "invalid JSON"), ("400", "HTTP 400"), ("404", "HTTP 404")],
+)
+def test_http_does_not_retry_what_retrying_cannot_fix(fault, message):
+    with FaultServer(gold_responder, [fault]) as server, http_policy(server) as policy:
+        with pytest.raises(RuntimeError, match=message):
+            policy.act([observe(MATH)])
+    assert len(server.requests) == 1
+
+
+def test_http_slow_reply_times_out_and_the_retry_succeeds_quickly():
+    with FaultServer(gold_responder, ["slow:3"]) as server, http_policy(server, timeout=0.3) as policy:
+        started = time.monotonic()
+        assert policy.act([observe(MATH)]) == ["I will compute. <math_exp>12 + 5</math_exp>"]
+        assert time.monotonic() - started < 2.5
+
+
+def test_http_never_hangs_past_its_timeouts_on_a_stuck_server():
+    with FaultServer(gold_responder, ["slow:5"] * 3) as server:
+        with http_policy(server, timeout=0.3, max_retries=1) as policy:
+            started = time.monotonic()
+            with pytest.raises(RuntimeError, match="ReadTimeout"):
+                policy.act([observe(MATH)])
+            assert time.monotonic() - started < 2.5
+
+
+def test_http_server_down_is_a_clear_error_not_a_hang():
+    from swirl_agents.policies.openai_compat import OpenAIPolicy, PolicyError
+
+    with FaultServer(gold_responder) as server:
+        url = server.base_url  # the port is free again once the server is gone
+    policy = OpenAIPolicy(url, "tiny", timeout=1.0, max_retries=1, backoff=0.01)
+    started = time.monotonic()
+    with pytest.raises(PolicyError, match="ConnectError"):
+        policy.act([observe(MATH)])
+    assert time.monotonic() - started < 3
+    policy.close()
+
+
+def test_http_bounds_concurrent_requests():
+    with FaultServer(gold_responder, ["slow:0.2"] * 12) as server:
+        with http_policy(server, concurrency=3) as policy:
+            actions = policy.act([observe(MATH, 0, seed) for seed in range(12)])
+    assert len(actions) == 12
+    assert 2 <= server.max_in_flight <= 3
+
+
+def test_http_policy_serving_the_tiny_model_matches_the_local_policy(tiny_path):
+    local = hf_policy(tiny_path, temperature=0.0, max_new_tokens=16)
+    served = hf_policy(tiny_path, temperature=0.0, max_new_tokens=16, stop=("\x00",))
+
+    def respond(body):
+        text = body["prompt"]
+        return served.act([observe(MATH, text=text)])[0]
+
+    observations = [observe(MATH, text=f"Ada has {n} beads.") for n in range(4)]
+    with FaultServer(respond, ["500"]) as server, http_policy(server, api="completions", concurrency=1) as policy:
+        assert policy.act(observations) == local.act(observations)

@@ -1,0 +1,52 @@
+import pytest
+
+from swirl_envs.scoring import math_scores, numbers_equal, parse_number, qa_scores
+
+NUMERIC_CASES = [
+    ("$1,000", "1000", True),
+    ("1000.00", "1000", True),
+    ("1e3", "1000", True),
+    ("3/4", "0.75", True),
+    ("0.75", "3/4", True),
+    ("18 dollars", "18", True),
+    ("The answer is 42.", "42", True),
+    ("-7", "-7", True),
+    ("50%", "50", True),
+    ("1,234,567", "1234567", True),
+    ("17", "18", False),
+    ("", "18", False),
+    ("eighteen", "18", False),
+    ("0.3333333", "1/3", True),
+    ("0.33", "1/3", False),
+]
+
+
+@pytest.mark.parametrize(("prediction", "gold", "equal"), NUMERIC_CASES)
+def test_numbers_equal_accepts_the_usual_ways_of_writing_a_number(prediction, gold, equal):
+    assert numbers_equal(prediction, gold) is equal
+
+
+def test_parse_number_refuses_huge_exponents_without_building_them():
+    value = parse_number("1e999999999")
+    assert value is None or abs(value) < 10**12
+    assert parse_number("9" * 200) is None
+
+
+def test_math_scores_reward_is_numeric_equality():
+    assert math_scores("$10.00", ["10"])["score"] == 1.0
+    assert math_scores("11", ["10"])["score"] == 0.0
+
+
+def test_qa_scores_take_the_best_alias():
+    scores = qa_scores("the United States", ["USA", "United States"])
+    assert scores["em"] == 1.0 and scores["score"] == 1.0
+    partial = qa_scores("Paris France", ["Paris"])
+    assert partial["em"] == 0.0
+    assert partial["f1"] == pytest.approx(2 / 3)
+    assert partial["precision"] == pytest.approx(0.5)
+    assert partial["recall"] == pytest.approx(1.0)
+
+
+def test_yes_no_answers_get_no_partial_credit():
+    assert qa_scores("no", ["yes"])["f1"] == 0.0
+    assert qa_scores("yes it is", ["yes"])["f1"] == 0.0
