@@ -1,4 +1,4 @@
-"""Retrieval recall of the supporting paragraphs, and gold-path replay, on the real benchmarks.
+r"""Retrieval recall of the supporting paragraphs, and gold-path replay, on the real benchmarks.
 
 For every dataset given, in the distractor setting (each question's own paragraphs)
 and the open setting (every paragraph of the loaded file in one index):
@@ -13,9 +13,9 @@ annotated calculator steps reproduce through the calculator.
 
 Usage::
 
-    python benchmarks/retrieval_recall.py \\
-        --gsm8k ../shared/data/gsm8k/train.jsonl \\
-        --hotpotqa ../shared/data/hotpotqa/hotpot_train_sample_100.json \\
+    python benchmarks/retrieval_recall.py \
+        --gsm8k ../shared/data/gsm8k/train.jsonl \
+        --hotpotqa ../shared/data/hotpotqa/hotpot_train_sample_100.json \
         --musique ../shared/data/musique/musique_ans_train_sample_100.jsonl
 
 Prints two tables and writes JSON (default ``results/retrieval_recall.json``).
@@ -38,7 +38,7 @@ from swirl_envs.tasks.cofca import CofCAEnv
 from swirl_envs.tasks.gsm8k import GSM8KEnv
 from swirl_envs.tasks.hotpotqa import HotPotQAEnv
 from swirl_envs.tasks.musique import MuSiQueEnv
-from swirl_envs.tasks.search_env import SearchQAEnv, ranked_passages, supporting_passages
+from swirl_envs.tasks.search_env import SearchQAEnv, supporting_passages
 from swirl_envs.tools.search import SearchTool
 
 QA_ENVS: dict[str, type[SearchQAEnv]] = {
@@ -86,26 +86,33 @@ def gold_queries(task: Task, tool: SearchTool) -> list[tuple[str, Passage]]:
     return list(zip(queries, (by_id[i] for i in task.meta["gold_targets"]), strict=True))
 
 
+def ranked(tool: SearchTool, query: str, task: Task) -> list[Passage]:
+    """The passages ``tool`` shows for ``query`` on ``task``, best first."""
+    return [hit.passage for hit in tool.rank(query, task)]
+
+
 def recall(
     tool: SearchTool, tasks: Sequence[Task], ks: Sequence[int], *, use_question: bool
 ) -> dict[str, Any]:
-    """Recall@k over (query, target passage) pairs, for gold queries or for the question."""
-    depth = max(ks)
+    """Recall@k over (query, target passage) pairs, for gold queries or for the question.
+
+    ``tool`` returns ``max(ks)`` passages; the top k of a ranking is its prefix.
+    """
     hits = dict.fromkeys(ks, 0)
     pairs = 0
     for task in tasks:
         if use_question:
-            ranked = ranked_passages(tool, task.question, task, depth)
-            targets = [(ranked, passage) for passage in supporting_passages(task)]
+            ranking = ranked(tool, task.question, task)
+            targets = [(ranking, passage) for passage in supporting_passages(task)]
         else:
             targets = [
-                (ranked_passages(tool, query, task, depth), passage)
-                for query, passage in gold_queries(task, tool)
+                (ranked(tool, query, task), passage) for query, passage in gold_queries(task, tool)
             ]
-        for ranked, passage in targets:
+        for ranking, passage in targets:
             pairs += 1
-            # The top k of a ranking is a prefix of its top max(ks).
-            rank = next((i for i, p in enumerate(ranked) if keyed(p) == keyed(passage)), depth)
+            rank = next(
+                (i for i, p in enumerate(ranking) if keyed(p) == keyed(passage)), len(ranking)
+            )
             for k in ks:
                 hits[k] += rank < k
     return {"pairs": pairs, **{f"recall@{k}": hits[k] / pairs if pairs else 0.0 for k in ks}}
@@ -131,7 +138,7 @@ def measure_qa(name: str, path: str, ks: Sequence[int]) -> dict[str, Any]:
     envs = {}
     for setting in SETTINGS:
         # A file path is read whatever the split; the split only names default files.
-        envs[setting] = QA_ENVS[name](path, search=setting)
+        envs[setting] = QA_ENVS[name](path, search=setting, k=max(ks))
         tool = envs[setting].tools[0]
         assert isinstance(tool, SearchTool)
         for queries in ("gold", "question"):

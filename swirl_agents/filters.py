@@ -63,7 +63,9 @@ class FilterResult:
         )
 
 
-def filter_trajectories(judged: Sequence[JudgedTrajectory], mode: FilterMode = "none") -> FilterResult:
+def filter_trajectories(
+    judged: Sequence[JudgedTrajectory], mode: FilterMode = "none"
+) -> FilterResult:
     """Keep the trajectories that pass ``mode`` (see the module docstring).
 
     Raises:

@@ -231,7 +231,7 @@ class _Engine:
             seed=seed,
             env_kwargs=source.env_kwargs,
             policy=self.policy_info,
-            meta={"index": index, "task": dict(task.meta)},
+            meta={"index": index, "task": _as_stored(task.meta)},
         )
         observation = Observation(text, info["messages"], task, 0, seed, source.stop)
         elapsed = time.perf_counter() - began
@@ -330,6 +330,15 @@ def _sources(envs: EnvSource | Sequence[EnvSource]) -> list[_Source]:
         kwargs = dict(spec.kwargs) if spec is not None else {}
         sources.append(_Source(base, env_id, kwargs, _stop_tags(base.tools)))
     return sources
+
+
+def _as_stored(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), so stored and live records match."""
+    if isinstance(value, dict):
+        return {key: _as_stored(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_stored(item) for item in value]
+    return value
 
 
 def _stop_tags(tools: Sequence[Tool]) -> tuple[str, ...]:

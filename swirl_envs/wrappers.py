@@ -9,11 +9,12 @@ text observation. Two wrappers bridge that gap and leave the env itself unchange
   ``MaskablePPO`` calls) marks the slots that hold an action.
 - ``VectorObservation`` turns the transcript into a fixed-size float vector: hashed
   words and word pairs (or any user embedding), followed, when the env chooses among
-  candidates, by each candidate's vector and a few features that relate it to the
-  transcript. A plain MLP cannot learn to compare a candidate with the transcript from
-  two hashed vectors in a few thousand steps; the relational features (is it an
-  answer, was it taken already, how many of its words the transcript and the latest
-  tool result contain) are what make PPO learn (see docs/third_party_agents.md).
+  candidates, by a few features per candidate that relate it to the transcript (is it
+  an answer, was it taken already, which share of its words the episode and the latest
+  tool result contain) and optionally each candidate's own vector. A plain MLP does
+  not learn to compare a candidate with the transcript from two hashed vectors in a
+  few thousand steps; the relational features are what make PPO learn (measured in
+  docs/third_party_agents.md).
 
 Typical use::
 
@@ -250,15 +251,18 @@ class VectorObservation(gym.ObservationWrapper[np.ndarray, Any, str]):
 
     The vector is the embedding of the transcript (without the constant system prompt).
     When the env (or a wrapper inside this one) is a ``CandidateActions``, it is
-    followed by each slot's candidate embedding and then each slot's ``SLOT_FEATURES``:
-    whether the slot holds an action, whether it is an answer or a tool call, whether
-    the episode took it already, and which share of its words occur in the episode so
-    far and in the text the env added last (the latest tool result).
+    followed by each slot's ``SLOT_FEATURES`` (whether the slot holds an action,
+    whether it is an answer or a tool call, whether the episode took it already, and
+    which share of its words occur in the episode so far and in the text the env added
+    last, the latest tool result) and, with ``embed_candidates``, by each slot's
+    candidate embedding.
 
     Args:
         env: A text env, usually wrapped in ``CandidateActions``.
         dim: The size of the hashed embedding (ignored when ``embed`` is given).
         embed: A user embedding ``str -> 1-D array`` used instead of the hasher.
+        embed_candidates: Also embed each candidate. Off by default: on the generated
+            envs it made PPO learn more slowly (docs/third_party_agents.md).
         tokenizer: The words counted by the recall features (and by the default hasher).
     """
 
@@ -267,6 +271,7 @@ class VectorObservation(gym.ObservationWrapper[np.ndarray, Any, str]):
         env: gym.Env,
         dim: int = 256,
         embed: Embedding | None = None,
+        embed_candidates: bool = False,
         tokenizer: Tokenizer = default_tokenizer,
     ):
         super().__init__(env)
@@ -276,9 +281,10 @@ class VectorObservation(gym.ObservationWrapper[np.ndarray, Any, str]):
         if probe.ndim != 1 or probe.size == 0:
             raise ValueError(f"embed must return a non-empty 1-D vector, got shape {probe.shape}.")
         self.dim = probe.size
+        self.embed_candidates = embed_candidates
         self.chooser = _find_wrapper(env, CandidateActions)
         slots = self.chooser.num_candidates if self.chooser is not None else 0
-        size = self.dim + slots * (self.dim + len(SLOT_FEATURES))
+        size = self.dim + slots * (len(SLOT_FEATURES) + (self.dim if embed_candidates else 0))
         bound = 1.0 if embed is None else np.inf  # hashed vectors have unit norm
         self.observation_space = spaces.Box(-bound, bound, shape=(size,), dtype=np.float32)
         self._tools = list(getattr(env.unwrapped, "tools", ()))
@@ -302,13 +308,14 @@ class VectorObservation(gym.ObservationWrapper[np.ndarray, Any, str]):
         parts = [self._embed(episode)]
         if self.chooser is not None:
             candidates = self.chooser.candidates
-            parts += [self._embed(candidate) for candidate in candidates]
             episode_terms, latest_terms = set(self.tokenizer(episode)), set(self.tokenizer(latest))
             taken = set(self.chooser.episode_actions)
             parts += [
                 self._slot_features(candidate, taken, episode_terms, latest_terms)
                 for candidate in candidates
             ]
+            if self.embed_candidates:
+                parts += [self._embed(candidate) for candidate in candidates]
         return np.concatenate(parts).astype(np.float32)
 
     def _embed(self, text: str) -> np.ndarray:

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             store.append(item.to_trajectory() for item in ordered)
             totals.add(ordered)
             print(f"judged {start + len(chunk)}/{len(todo)} trajectories", flush=True)
+    factory.close()
     print(totals.summary(len(todo), skipped))
     if cache is not None:
         print(f"cache {cache.path}: {cache.hits} hits, {cache.misses} misses")
@@ -122,6 +123,12 @@ class _JudgeFactory:
         self._envs: dict[tuple[str, str], Any] = {}
         self._judges: dict[tuple[tuple[str, str], str], Any] = {}
         self._models: dict[str, Any] = {}
+
+    def close(self) -> None:
+        """Close the judges that hold connections (endpoint judges)."""
+        for judge in self._judges.values():
+            if hasattr(judge, "close"):
+                judge.close()
 
     def judges(self, env_key: tuple[str, str]) -> tuple[Any, Any]:
         """``(process_judge, outcome_judge)`` for trajectories of ``env_key``."""
@@ -197,7 +204,9 @@ class _JudgeFactory:
         try:
             text = Path(choice).read_text(encoding="utf-8")
         except OSError as error:
-            raise SystemExit(f"swirl judge: cannot read --{kind}-prompt {choice!r}: {error}") from None
+            raise SystemExit(
+                f"swirl judge: cannot read --{kind}-prompt {choice!r}: {error}"
+            ) from None
         return {f"{kind}_prompt": replace(text_prompt, template=text, direct_template=text)}
 
     def _is_math(self, env_key: tuple[str, str]) -> bool:
@@ -240,7 +249,5 @@ class _Totals:
         for kind, names in (("process", "steps"), ("outcome", "answers")):
             good, bad, unparseable = (self.counts[kind][v] for v in (True, False, None))
             if good + bad + unparseable:
-                parts.append(
-                    f"{kind}: {good} good, {bad} bad, {unparseable} unparseable {names}"
-                )
+                parts.append(f"{kind}: {good} good, {bad} bad, {unparseable} unparseable {names}")
         return "; ".join(parts)

@@ -28,7 +28,7 @@ def confusion(judged: Sequence[Judgement], truth: Sequence[Judgement]) -> dict[s
     if len(judged) != len(truth):
         raise ValueError(f"{len(judged)} judgements against {len(truth)} truths")
     counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0, "unparseable": 0, "truth_unparseable": 0}
-    for verdict, true in zip(judged, truth):
+    for verdict, true in zip(judged, truth, strict=True):
         if true.good is None:
             counts["truth_unparseable"] += 1
         elif verdict.good is None:

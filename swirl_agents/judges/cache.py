@@ -151,15 +151,16 @@ class CachedJudge:
         signature = self.judge.signature(kind)
         keys = [judgement_key(self.name, signature, kind, query) for query in queries]
         known = self.cache.get_many(keys)
-        missing = {key: query for key, query in zip(keys, queries) if key not in known}
+        pairs = zip(keys, queries, strict=True)
+        missing = {key: query for key, query in pairs if key not in known}
         self.cache.hits += len(queries) - len(missing)
         self.cache.misses += len(missing)
         if missing:
             fresh = judge(list(missing.values()))
             if len(fresh) != len(missing):
                 raise RuntimeError(
-                    f"judge {self.name!r} returned {len(fresh)} judgements for {len(missing)} queries"
+                    f"judge {self.name!r} gave {len(fresh)} judgements for {len(missing)} queries"
                 )
-            self.cache.put_many([(key, kind, j) for key, j in zip(missing, fresh)])
-            known.update(zip(missing, fresh))
+            self.cache.put_many([(key, kind, j) for key, j in zip(missing, fresh, strict=True)])
+            known.update(zip(missing, fresh, strict=True))
         return [known[key] for key in keys]

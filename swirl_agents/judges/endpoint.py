@@ -138,7 +138,7 @@ class EndpointJudge:
             for i in asked
         ]
         results = [hard_judgement(False, NO_ANSWER, self.name)] * len(queries)
-        for i, judgement in zip(asked, self._judge(prompt, texts)):
+        for i, judgement in zip(asked, self._judge(prompt, texts), strict=True):
             results[i] = judgement
         return results
 

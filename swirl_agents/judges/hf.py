@@ -144,7 +144,8 @@ class HFJudge:
         prompts = [self._process_text(query) for query in queries]
         fits = [i for i, text in enumerate(prompts) if text is not None]
         results = [hard_judgement(None, TOO_LONG, self.name)] * len(queries)
-        for i, judgement in zip(fits, self._judge("process", [prompts[i] for i in fits])):
+        judged = self._judge("process", [prompts[i] for i in fits])
+        for i, judgement in zip(fits, judged, strict=True):
             results[i] = judgement
         return results
 
@@ -153,7 +154,7 @@ class HFJudge:
         asked = [i for i, query in enumerate(queries) if query.prediction is not None]
         results = [hard_judgement(False, NO_ANSWER, self.name)] * len(queries)
         prompts = [self._outcome_text(queries[i]) for i in asked]
-        for i, judgement in zip(asked, self._judge("outcome", prompts)):
+        for i, judgement in zip(asked, self._judge("outcome", prompts), strict=True):
             results[i] = judgement
         return results
 
@@ -205,7 +206,10 @@ class HFJudge:
 
     def _split_verdicts(self, prompt: JudgePrompt) -> tuple[list[int], int, int]:
         """The tokens ``" GOOD"`` and ``" BAD"`` share, then the first token of each after that."""
-        positive, negative = self._encode(" " + prompt.positive), self._encode(" " + prompt.negative)
+        positive, negative = (
+            self._encode(" " + prompt.positive),
+            self._encode(" " + prompt.negative),
+        )
         shared = 0
         while shared < min(len(positive), len(negative)) and positive[shared] == negative[shared]:
             shared += 1

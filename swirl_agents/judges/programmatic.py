@@ -1,4 +1,4 @@
-"""Programmatic judges: verdicts computed from the task itself, the truth other judges are measured by.
+"""Programmatic judges: verdicts checked against the task itself, the truth for other judges.
 
 Outcome (every env): the final answer is GOOD when the env's scorer gives it 1
 (exact match after normalisation for QA, numeric equality for math); no answer is BAD.
@@ -87,7 +87,9 @@ class ProgrammaticJudge:
         process_rule: ProcessRule | None = "gold_path",
     ):
         if process_rule not in ("gold_path", "arithmetic", None):
-            raise ValueError(f"process_rule must be 'gold_path' or 'arithmetic', got {process_rule!r}")
+            raise ValueError(
+                f"process_rule must be 'gold_path' or 'arithmetic', got {process_rule!r}"
+            )
         self.tasks = tasks
         self.tools = list(tools)
         self.scorer = scorer
@@ -98,7 +100,9 @@ class ProgrammaticJudge:
         self._numbers: dict[str, list[Any]] = {}
 
     @classmethod
-    def from_env(cls, env: Any, process_rule: ProcessRule | None | str = "auto") -> ProgrammaticJudge:
+    def from_env(
+        cls, env: Any, process_rule: ProcessRule | None | str = "auto"
+    ) -> ProgrammaticJudge:
         """Build the judge for an env: its tasks, tools and scorer.
 
         Args:
@@ -122,8 +126,11 @@ class ProgrammaticJudge:
         return cls(tasks, env.tools, scorer=env.scorer, process_rule=process_rule)  # type: ignore[arg-type]
 
     def signature(self, kind: str) -> str:
-        """The rule and its version (the scorer is part of the judge's env)."""
-        rule = self.process_rule if kind == "process" else "scorer"
+        """The rule (or, for outcomes, the scorer) and the rules' version."""
+        if kind == "process":
+            rule = str(self.process_rule)
+        else:
+            rule = getattr(self.scorer, "__name__", type(self.scorer).__name__)
         return f"{kind}:{rule}:v{RULE_VERSION}"
 
     def judge_process(self, queries: Sequence[ProcessQuery]) -> list[Judgement]:
@@ -188,7 +195,9 @@ class ProgrammaticJudge:
         repeated = [i for i in matches if done[i]]
         if repeated:
             return self._verdict(False, f"{what} repeats gold step {repeated[0] + 1}, already done")
-        return self._verdict(False, f"{what} is gold step {matches[0] + 1}, but its inputs are unknown")
+        return self._verdict(
+            False, f"{what} is gold step {matches[0] + 1}, but its inputs are unknown"
+        )
 
     def _replay(self, steps: list[_GoldStep], task: Task, history: str) -> list[bool]:
         """Which gold steps the counted calls in ``history`` did, judging them in order.
@@ -224,14 +233,16 @@ class ProgrammaticJudge:
     def _first_ready(
         self, matches: list[int], steps: list[_GoldStep], done: list[bool], task: Task, history: str
     ) -> int | None:
-        """The first of ``matches`` not done yet whose inputs are known from the question and ``history``."""
+        """The first of ``matches`` not done yet whose inputs the question or history give."""
         for i in matches:
             if done[i]:
                 continue
             step = steps[i]
             if step.tool == Calculator.name:
                 known = self._question_numbers(task)
-                ready = all(done[j] or any(_same(steps[j].value, n) for n in known) for j in step.needs)
+                ready = all(
+                    done[j] or any(_same(steps[j].value, n) for n in known) for j in step.needs
+                )
             else:
                 text = normalize_answer(task.question + history)
                 ready = _contains(text, normalize_answer(step.argument))
@@ -254,7 +265,9 @@ class ProgrammaticJudge:
         for number, text in enumerate(task.gold_path, start=1):
             action = parse_action(text, self.tools)
             if isinstance(action, ParseError):
-                raise ValueError(f"task {task.id}: gold step {number} is malformed: {action.message}")
+                raise ValueError(
+                    f"task {task.id}: gold step {number} is malformed: {action.message}"
+                )
             if not isinstance(action, ToolCall):
                 continue
             if action.name != Calculator.name:

@@ -55,11 +55,16 @@ class JudgePrompt:
 
     def check_fields(self, allowed: frozenset[str]) -> None:
         """Raise ``ValueError`` if a template names a field outside ``allowed`` or is malformed."""
-        for name, template in (("template", self.template), ("direct_template", self.direct_template)):
+        for name, template in (
+            ("template", self.template),
+            ("direct_template", self.direct_template),
+        ):
             try:
                 fields = {field for _, field, _, _ in string.Formatter().parse(template) if field}
             except ValueError as error:
-                raise ValueError(f"judge prompt {name} is not a valid format string: {error}") from error
+                raise ValueError(
+                    f"judge prompt {name} is not a valid format string: {error}"
+                ) from error
             unknown = fields - allowed
             if unknown:
                 raise ValueError(
@@ -112,15 +117,13 @@ def _outcome_prompt(rule: str) -> JudgePrompt:
     )
 
 
-PROCESS_PROMPT = _process_prompt(
-    "a search engine", "searches", "search results", "a search query"
-)
+PROCESS_PROMPT = _process_prompt("a search engine", "searches", "search results", "a search query")
 """Process judge for search trajectories (the paper's process-filtering prompt)."""
 
 MATH_PROCESS_PROMPT = _process_prompt(
     "a calculator", "calculations", "calculation results", "a calculation"
 )
-"""Process judge for calculator trajectories (the search prompt with the calculator in its place)."""
+"""Process judge for calculator trajectories (the search prompt, calculator in its place)."""
 
 OUTCOME_PROMPT = _outcome_prompt(
     "Do not use your own knowledge to decide, but simply check whether I gave the answer in "
@@ -138,7 +141,7 @@ _QUESTION_LINE = re.compile(r"^Question: (.+)$", re.M)
 
 
 def process_fields(question: str, state: str, action: str) -> dict[str, str]:
-    """The process template's fields; without a question, the env transcript's ``Question:`` line."""
+    """The process template's fields; without a question, the transcript's ``Question:`` line."""
     if not question:
         found = _QUESTION_LINE.search(state)
         question = found.group(1) if found else "(stated at the start of the conversation)"

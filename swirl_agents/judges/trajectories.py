@@ -98,7 +98,9 @@ def outcome_query(trajectory: Trajectory) -> OutcomeQuery:
     """The final answer (None when the episode never answered) against the gold answers."""
     answers = [step.answer for step in trajectory.steps if step.answer is not None]
     prediction = answers[-1] if answers else None
-    return OutcomeQuery(trajectory.task_id, trajectory.question, tuple(trajectory.answers), prediction)
+    return OutcomeQuery(
+        trajectory.task_id, trajectory.question, tuple(trajectory.answers), prediction
+    )
 
 
 def judge_trajectories(
@@ -131,7 +133,7 @@ def judge_trajectories(
         per_trajectory = [process_queries(item.trajectory) for item in judged]
         flat: Sequence[ProcessQuery] = [query for queries in per_trajectory for query in queries]
         verdicts = iter(process_judge.judge_process(flat))
-        for item, queries in zip(judged, per_trajectory):
+        for item, queries in zip(judged, per_trajectory, strict=True):
             item.process = [next(verdicts) for _ in queries]
     if outcome_judge is not None:
         verdicts = iter(outcome_judge.judge_outcome([outcome_query(i.trajectory) for i in judged]))

@@ -309,7 +309,12 @@ class Trainer:
     def _prepare_model(self, model: nn.Module) -> nn.Module:
         config = self.config
         if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            # transformers 5 renamed it; the old name still works on older releases.
+            enable = getattr(model, "activation_checkpointing_enable", None)
+            if enable is not None:
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if config.lora_r:
             from peft import LoraConfig, get_peft_model
 

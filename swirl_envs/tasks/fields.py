@@ -1,7 +1,7 @@
 """Typed access to the fields of one untrusted dataset record, and the gold-path action texts.
 
 Every accessor raises ``RecordError`` with a sentence a user can act on ("missing
-key 'answer'", "'context' item 3 must be a list [title, sentences], got a string");
+key 'answer'", "context item 3 must be a pair [title, text], got a string");
 the file reader adds the file name and line.
 """
 
@@ -13,11 +13,7 @@ from typing import Any, TypeVar
 from swirl_envs.actions import ANSWER_TAG
 from swirl_envs.tasks.base import Passage
 from swirl_envs.tasks.files import RecordError, json_type
-
-SEARCH_TAG = "search_query"
-"""The tag of a search call in text actions (the paper's ``<search_query>``)."""
-CALCULATOR_TAG = "math_exp"
-"""The tag of a calculator call in text actions (the paper's ``<math_exp>``)."""
+from swirl_envs.tools.search import SearchTool
 
 T = TypeVar("T")
 _TYPE_NAMES = {
@@ -36,7 +32,7 @@ def tag_action(tag: str, text: str) -> str:
 
 def search_action(query: str) -> str:
     """A search call, as the gold path writes it."""
-    return tag_action(SEARCH_TAG, query)
+    return tag_action(SearchTool.tag, query)
 
 
 def answer_action(answer: str) -> str:

@@ -236,7 +236,7 @@ def _json_lines(handle: Any) -> Iterator[Record]:
             yield Record(f"line {number}", json.loads(line))
         except json.JSONDecodeError as error:
             yield Record(
-                f"line {number}", error=f"not valid JSON ({error.msg} at column {error.colno})"
+                f"line {number}", error=f"not valid JSON ({error.msg}: column {error.colno})"
             )
 
 

@@ -1,10 +1,10 @@
-"""GSM8K (Cobbe et al., 2021): grade-school math word problems, solved with the calculator.
+r"""GSM8K (Cobbe et al., 2021): grade-school math word problems, solved with the calculator.
 
 The original files (github.com/openai/grade-school-math, ``grade_school_math/data/
 {train,test}.jsonl``) hold one JSON object per line::
 
     {"question": "Natalia sold clips to 48 of her friends ...",
-     "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\\n...\\n#### 72"}
+     "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n...\n#### 72"}
 
 The gold answer is the number after ``####``. Each ``<<expression=result>>``
 annotation is one calculator call, so the gold path is ``<math_exp>48/2</math_exp>``,
@@ -27,7 +27,7 @@ from swirl_envs.env import AnswerJudge, SwirlEnv
 from swirl_envs.prompts import CALCULATOR_PROMPT
 from swirl_envs.scoring import math_scores, numbers_equal, parse_number
 from swirl_envs.tasks.base import Task
-from swirl_envs.tasks.fields import CALCULATOR_TAG, answer_action, field, tag_action
+from swirl_envs.tasks.fields import answer_action, field, tag_action
 from swirl_envs.tasks.files import DatasetFiles, HubDataset, OnError, RecordError, load_tasks
 from swirl_envs.tools.base import Tool
 from swirl_envs.tools.calculator import Calculator
@@ -71,7 +71,7 @@ def gsm8k_task(record: Any, index: int) -> Task:
     question = field(record, "question", str)
     solution = field(record, "answer", str)
     annotations, final = parse_solution(solution)
-    steps = tuple(tag_action(CALCULATOR_TAG, expression) for expression, _ in annotations)
+    steps = tuple(tag_action(Calculator.tag, expression) for expression, _ in annotations)
     return Task(
         id=f"gsm8k-{index}",
         question=question.strip(),

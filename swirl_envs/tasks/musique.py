@@ -72,15 +72,12 @@ def musique_task(record: Any, index: int) -> Task:
     record = as_object(record)
     task_id = field(record, "id", str)
     answer = field(record, "answer", str)
-    aliases = (
-        string_list(record, "answer_aliases", allow_empty=True)
-        if "answer_aliases" in record
-        else []
-    )
+    has_aliases = record.get("answer_aliases") is not None
+    aliases = string_list(record, "answer_aliases", allow_empty=True) if has_aliases else []
     answerable = optional_field(record, "answerable", bool, True)
     by_idx, marked = _paragraphs(record, task_id)
     passages = tuple(by_idx.values())
-    steps = _decomposition(record, by_idx)
+    steps = _decomposition(record, by_idx, answerable)
     # Supporting paragraphs in hop order, then any other paragraph marked supporting.
     hops = [passage.id for passage, _, _ in steps if passage is not None]
     supporting = tuple(dict.fromkeys(hops + marked))
@@ -139,9 +136,13 @@ def _paragraphs(record: dict[str, Any], task_id: str) -> tuple[dict[int, Passage
 
 
 def _decomposition(
-    record: dict[str, Any], by_idx: dict[int, Passage]
+    record: dict[str, Any], by_idx: dict[int, Passage], answerable: bool
 ) -> list[tuple[Passage | None, str, str]]:
-    """``(supporting passage or None, sub-question with #k filled in, sub-answer)`` per hop."""
+    """``(supporting passage, sub-question with #k filled in, sub-answer)`` per hop.
+
+    The passage is None for a hop of an unanswerable question whose paragraph was
+    removed; an answerable question must have every hop's paragraph.
+    """
     steps: list[tuple[Passage | None, str, str]] = []
     answers: list[str] = []
     for position, step in enumerate(optional_field(record, "question_decomposition", list, [])):
@@ -152,6 +153,8 @@ def _decomposition(
         support = step.get("paragraph_support_idx")
         if support is not None and not isinstance(support, int):
             raise RecordError(f"{where}.paragraph_support_idx must be an integer or null.")
+        if answerable and support not in by_idx:
+            raise RecordError(f"{where}.paragraph_support_idx {support} is not a paragraph's idx.")
         steps.append((by_idx.get(support), fill_references(question, answers, where), sub_answer))
         answers.append(sub_answer)
     return steps

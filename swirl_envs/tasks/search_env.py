@@ -24,7 +24,7 @@ from swirl_envs.scoring import qa_scores
 from swirl_envs.tasks.base import Passage, Task
 from swirl_envs.tasks.fields import answer_action, search_action
 from swirl_envs.tasks.files import OnError
-from swirl_envs.tools.search import BM25Index, Retriever, SearchTool, make_search_tool
+from swirl_envs.tools.search import SearchTool, make_search_tool
 
 
 class SearchQAEnv(SwirlEnv):
@@ -87,27 +87,8 @@ class SearchQAEnv(SwirlEnv):
         raise NotImplementedError
 
 
-def ranked_passages(tool: SearchTool, query: str, task: Task, k: int) -> list[Passage]:
-    """The ``k`` passages ``tool`` ranks first for ``query`` on ``task`` (exact titles first).
-
-    Follows ``SearchTool``'s ranking through the public retriever API (a shared
-    corpus is the tool's retriever; the distractor index is built as the tool builds
-    it, with Lucene IDF and the tool's tokenizer), for choosing gold queries and for
-    measuring retrieval recall. The tests check it against the tool's own output.
-    """
-    if isinstance(tool.corpus, Retriever):
-        retriever: Retriever = tool.corpus
-    elif task.passages:
-        retriever = BM25Index(task.passages, tokenizer=tool.tokenizer, idf="lucene")
-    else:
-        return []
-    titled = retriever.title_hits(query)
-    seen = {hit.index for hit in titled}
-    hits = titled + [hit for hit in retriever.search(query, k) if hit.index not in seen]
-    return [hit.passage for hit in hits[:k]]
-
-
-_GOLD_SEARCH = SearchTool("distractor", k=1)
+# One task's index at a time: gold queries are chosen task by task while loading.
+_GOLD_SEARCH = SearchTool("distractor", k=1, cache_size=1)
 
 
 def gold_query(
@@ -128,7 +109,7 @@ def gold_query(
         return passage.title, True
     probe = Task(id="", question="", answers=(), passages=tuple(passages))
     for query in candidates:
-        if ranked_passages(_GOLD_SEARCH, query, probe, 1) == [passage]:
+        if [hit.passage for hit in _GOLD_SEARCH.rank(query, probe)] == [passage]:
             return query, True
     return candidates[-1], False
 

@@ -110,16 +110,18 @@ class BM25Index(Retriever):
         # ...then renumber them in sorted order, which StringTable's binary search needs
         # (sorted str order is UTF-8 byte order).
         terms = sorted(vocabulary)
-        rank = np.empty(len(terms), dtype=np.int64)
-        rank[np.fromiter(map(vocabulary.__getitem__, terms), np.int64, len(terms))] = np.arange(
-            len(terms)
-        )
+        first_seen = np.fromiter(map(vocabulary.__getitem__, terms), np.int32, len(terms))
         del vocabulary
+        rank = np.empty(len(terms), dtype=np.int32)
+        rank[first_seen] = np.arange(len(terms), dtype=np.int32)
         columns = rank[np.frombuffer(term_ids, dtype=np.int32)]
-        rows = np.repeat(np.arange(len(documents), dtype=np.int64), lengths)
+        rows = np.repeat(np.arange(len(documents), dtype=np.int32), lengths)
+        # Term counts are small integers, exact in float32 (half the memory of float64).
+        ones = np.ones(len(columns), dtype=np.float32)
         counts = scipy.sparse.csc_matrix(
-            (np.ones(len(columns)), (rows, columns)), shape=(len(documents), len(terms))
+            (ones, (rows, columns)), shape=(len(documents), len(terms))
         )
+        del ones, rows, columns, term_ids
         counts.sum_duplicates()  # also sorts each term's passages
         self._terms: dict[str, int] | StringTable = {term: i for i, term in enumerate(terms)}
         self._indptr = counts.indptr.astype(np.int64)
@@ -138,7 +140,7 @@ class BM25Index(Retriever):
         else:
             idf = np.log(1 + (n_docs - frequency + 0.5) / (frequency + 0.5))
         avgdl = max(lengths.sum() / n_docs, 1e-12)
-        tf = counts.data
+        tf = counts.data.astype(np.float64)
         dl = lengths[counts.indices]
         idf_per_posting = np.repeat(idf, np.diff(counts.indptr))
         # Same expression (and evaluation order) as rank_bm25.BM25Okapi.get_scores.
@@ -162,8 +164,11 @@ class BM25Index(Retriever):
 
     def title_hits(self, query: str) -> list[Hit]:
         """Passages titled exactly as the query (after normalisation), by BM25 score."""
+        key = normalize_title(query)
+        if not key:
+            return []
         keys, title_docs = self._title_table()
-        lo, hi = keys.span(normalize_title(query))
+        lo, hi = keys.span(key)
         if lo == hi:
             return []
         docs = np.sort(np.asarray(title_docs[lo:hi], dtype=np.int64))

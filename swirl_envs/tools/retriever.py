@@ -75,11 +75,14 @@ class Retriever(ABC):
             IndexFormatError: The directory is not a saved index of this kind, or is corrupt.
         """
         manifest = read_manifest(directory)
-        target = Retriever._formats.get(manifest.get("format", ""))
-        if target is None or not issubclass(target, cls):
+        name = manifest.get("format", "")
+        target = Retriever._formats.get(name)
+        if target is None:
             raise IndexFormatError(
-                f"{directory} holds a {manifest.get('format')!r} index, not a {cls.__name__}."
+                f"{directory} holds a {name!r} index, which no imported retriever reads."
             )
+        if not issubclass(target, cls):
+            raise IndexFormatError(f"{directory} holds a {name!r} index, not a {cls.__name__}.")
         return target._from_directory(Path(directory), manifest, mmap=mmap, **options)
 
     @classmethod

@@ -52,6 +52,7 @@ __all__ = [
     "load_corpus",
     "make_search_tool",
     "normalize_title",
+    "shared_index",
 ]
 
 NO_RESULTS = "No results."
@@ -104,31 +105,40 @@ class SearchTool(Tool):
 
     def call_many(self, calls: Sequence[tuple[str, Task]]) -> list[ToolResult]:
         """Serve many ``(query, task)`` calls at once; a shared retriever gets them as one batch."""
-        results: list[ToolResult | None] = [None] * len(calls)
-        pending: list[int] = []
-        for position, (query, task) in enumerate(calls):
-            if not query.strip():
-                results[position] = ToolResult("Error: the search query is empty.", ok=False)
-            elif self.corpus == "distractor":
-                retriever = self._task_index(task)
-                hits = retriever.search(query, self.k) if retriever is not None else []
-                results[position] = self._result(retriever, query, hits)
-            else:
-                pending.append(position)
-        if pending:
-            shared = self.corpus
-            assert isinstance(shared, Retriever)
-            batch = shared.search_many([calls[i][0] for i in pending], self.k)
-            for position, hits in zip(pending, batch, strict=True):
-                results[position] = self._result(shared, calls[position][0], hits)
-        return [result for result in results if result is not None]
+        ranked = self.rank_many(calls)
+        return [self._result(query, hits) for (query, _), hits in zip(calls, ranked, strict=True)]
 
-    def _result(self, retriever: Retriever | None, query: str, hits: list[Hit]) -> ToolResult:
-        if retriever is not None:
-            hits = _title_first(retriever.title_hits(query), hits)
+    def rank(self, query: str, task: Task) -> list[Hit]:
+        """The (up to ``k``) hits this tool shows for ``query`` on ``task``, in order."""
+        return self.rank_many([(query, task)])[0]
+
+    def rank_many(self, calls: Sequence[tuple[str, Task]]) -> list[list[Hit]]:
+        """The hits shown for each ``(query, task)``: exact titles first, then BM25."""
+        if isinstance(self.corpus, Retriever):
+            queries = [query for query, _ in calls]
+            batch = self.corpus.search_many(queries, self.k)
+            return [
+                self._title_first(self.corpus, query, hits)
+                for query, hits in zip(queries, batch, strict=True)
+            ]
+        ranked = []
+        for query, task in calls:
+            index = self._task_index(task)
+            hits = [] if index is None else index.search(query, self.k)
+            ranked.append([] if index is None else self._title_first(index, query, hits))
+        return ranked
+
+    def _title_first(self, retriever: Retriever, query: str, hits: list[Hit]) -> list[Hit]:
+        titled = retriever.title_hits(query)
+        seen = {hit.index for hit in titled}
+        return (titled + [hit for hit in hits if hit.index not in seen])[: self.k]
+
+    def _result(self, query: str, hits: list[Hit]) -> ToolResult:
+        if not query.strip():
+            return ToolResult("Error: the search query is empty.", ok=False)
         if not hits:
             return ToolResult(NO_RESULTS)
-        return ToolResult("\n\n".join(self._show(hit.passage) for hit in hits[: self.k]))
+        return ToolResult("\n\n".join(self._show(hit.passage) for hit in hits))
 
     def _show(self, passage: Passage) -> str:
         shown = f"{passage.title}: {passage.text}" if passage.title else passage.text
@@ -153,13 +163,6 @@ class SearchTool(Tool):
         state = self.__dict__.copy()
         state["_cache"] = OrderedDict()
         return state
-
-
-def _title_first(titled: list[Hit], hits: list[Hit]) -> list[Hit]:
-    if not titled:
-        return hits
-    seen = {hit.index for hit in titled}
-    return titled + [hit for hit in hits if hit.index not in seen]
 
 
 def load_corpus(path: str | os.PathLike) -> list[Passage]:

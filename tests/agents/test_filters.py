@@ -1,4 +1,4 @@
-"""Filters (none / process / outcome / process+outcome) and the ``swirl judge`` / ``swirl filter`` commands."""
+"""The filters (none, process, outcome, process+outcome) and the judge and filter commands."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from swirl_agents.trajectory import Step, Trajectory
 
 
 def judged(name: str, process: list[bool | None], outcome: bool | None) -> JudgedTrajectory:
-    trajectory = Trajectory(name, 0, "env", "q", ["a"], "prompt", steps=[Step(f"a{k}") for k in range(len(process))])
+    trajectory = Trajectory(
+        name, 0, "env", "q", ["a"], "prompt", steps=[Step(f"a{k}") for k in range(len(process))]
+    )
     verdict = lambda good: Judgement(good, None if good is None else float(good), "", "test")  # noqa: E731
     return JudgedTrajectory(trajectory, [verdict(g) for g in process], verdict(outcome))
 
@@ -40,7 +42,7 @@ DATA = [
 @pytest.mark.parametrize(
     "mode, kept, steps, unparseable",
     [
-        ("none", ["all-good-right", "all-good-wrong", "one-bad-right", "bad-wrong", "unparseable-step", "unparseable-outcome"], 17, 0),
+        ("none", [item.trajectory.task_id for item in DATA], 17, 0),
         ("process", ["all-good-right", "all-good-wrong", "unparseable-outcome"], 10, 1),
         ("outcome", ["all-good-right", "one-bad-right", "unparseable-step"], 9, 1),
         ("process+outcome", ["all-good-right"], 3, 2),
@@ -106,10 +108,17 @@ def test_judge_then_filter_from_the_command_line(tmp_path, noisy_trajectories, c
     # Outcome verdicts agree with the env's own reward on these tasks.
     assert all(item.outcome.good == (item.trajectory.score == 1.0) for item in judged)
 
-    assert run_command(filter_command, ["filter", "--in", str(out), "--out", str(kept), "--mode", "process"]) == 0
+    assert (
+        run_command(
+            filter_command, ["filter", "--in", str(out), "--out", str(kept), "--mode", "process"]
+        )
+        == 0
+    )
     expected = filter_trajectories(judged, "process")
     assert capsys.readouterr().out.strip() == expected.summary()
-    assert [t.key for t in load_trajectories(kept)] == [item.trajectory.key for item in expected.kept]
+    assert [t.key for t in load_trajectories(kept)] == [
+        item.trajectory.key for item in expected.kept
+    ]
     assert 0 < expected.trajectories_kept < 12
 
 
@@ -119,7 +128,15 @@ def test_judge_command_resumes_without_judging_twice(tmp_path, noisy_trajectorie
     partial = tmp_path / "first-half.jsonl"
     with TrajectoryStore(partial) as store:
         store.append(every[:5])
-    base = ["judge", "--out", str(out), "--process", "programmatic", "--cache", str(tmp_path / "c.sqlite")]
+    base = [
+        "judge",
+        "--out",
+        str(out),
+        "--process",
+        "programmatic",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
     run_command(judge_command, [*base, "--in", str(partial)])
     capsys.readouterr()
     run_command(judge_command, [*base, "--in", str(noisy_trajectories)])
@@ -128,7 +145,10 @@ def test_judge_command_resumes_without_judging_twice(tmp_path, noisy_trajectorie
     keys = [t.key for t in load_trajectories(out)]
     assert sorted(keys) == sorted(t.key for t in every) and len(set(keys)) == 12
     # A full rerun over a fresh output is answered by the cache alone.
-    run_command(judge_command, [*base, "--in", str(noisy_trajectories), "--out", str(tmp_path / "again.jsonl")])
+    run_command(
+        judge_command,
+        [*base, "--in", str(noisy_trajectories), "--out", str(tmp_path / "again.jsonl")],
+    )
     assert " 0 misses" in capsys.readouterr().out
 
 
@@ -144,10 +164,15 @@ def test_judge_command_reports_bad_specs_and_missing_judges(tmp_path, noisy_traj
 
 def test_filter_command_names_the_file_of_an_unjudged_trajectory(tmp_path, noisy_trajectories):
     with pytest.raises(SystemExit, match="trajectories.jsonl.*has not been judged"):
-        run_command(filter_command, ["filter", "--in", str(noisy_trajectories), "--out", str(tmp_path / "k.jsonl")])
+        run_command(
+            filter_command,
+            ["filter", "--in", str(noisy_trajectories), "--out", str(tmp_path / "k.jsonl")],
+        )
 
 
-def test_judge_command_uses_a_model_judge_with_the_math_prompts(tmp_path, noisy_trajectories, capsys):
+def test_judge_command_uses_a_model_judge_with_the_math_prompts(
+    tmp_path, noisy_trajectories, capsys
+):
     from tests.agents.fault_server import FaultServer
 
     def reply(body):
@@ -166,4 +191,35 @@ def test_judge_command_uses_a_model_judge_with_the_math_prompts(tmp_path, noisy_
     assert sum(1 for item in judged if item.outcome.raw == "YES") == sum(
         1 for item in judged if any(s.answer is not None for s in item.trajectory.steps)
     )
-    assert json.loads(out.read_text().splitlines()[0])["meta"]["judgements"]["process"][0]["judge"].startswith("openai:")
+    assert json.loads(out.read_text().splitlines()[0])["meta"]["judgements"]["process"][0][
+        "judge"
+    ].startswith("openai:")
+
+
+def test_judge_command_runs_a_local_model_judge_loaded_once(
+    tmp_path, noisy_trajectories, capsys, monkeypatch
+):
+    pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM
+
+    from swirl_agents.judges.prompts import MATH_OUTCOME_PROMPT, MATH_PROCESS_PROMPT
+    from swirl_agents.tiny import build_tiny_model
+
+    loads = []
+    load = AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(
+        AutoModelForCausalLM, "from_pretrained", lambda *a, **k: loads.append(a) or load(*a, **k)
+    )
+
+    texts = [MATH_PROCESS_PROMPT.direct_template, MATH_OUTCOME_PROMPT.direct_template] * 4
+    model = build_tiny_model(tmp_path / "judge", texts, vocab_size=300, max_positions=1024)
+    out = tmp_path / "judged.jsonl"
+    spec = f"hf:{model}"
+    argv = ["judge", "--in", str(noisy_trajectories), "--out", str(out), "--process", spec,
+            "--outcome", spec, "--hf-mode", "logits", "--batch-size", "16"]  # fmt: skip
+    assert run_command(judge_command, argv) == 0
+    judged = [JudgedTrajectory.from_trajectory(t) for t in load_trajectories(out)]
+    assert all(j.raw.startswith("P(GOOD)=") and j.judge == spec for i in judged for j in i.process)
+    assert all(i.outcome.raw.startswith("P(YES)=") for i in judged if i.trajectory.terminated)
+    assert "0 unparseable steps" in capsys.readouterr().out
+    assert len(loads) == 1  # one model serves the process and the outcome judge

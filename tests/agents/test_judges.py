@@ -6,7 +6,6 @@ import json
 
 import gymnasium as gym
 import pytest
-from tests.agents.judge_fixtures import CountingJudge, play
 
 import swirl_envs  # noqa: F401  (registers the env ids)
 from swirl_agents.judges import (
@@ -38,6 +37,7 @@ from swirl_envs.prompts import CALCULATOR_PROMPT
 from swirl_envs.scoring import math_scores
 from swirl_envs.tasks.base import Task
 from swirl_envs.tools.calculator import Calculator
+from tests.agents.judge_fixtures import CountingJudge, play
 
 # ---- verdict parsing ---------------------------------------------------------------------
 
@@ -106,7 +106,10 @@ def test_yes_no_parser_ignores_good_bad_words():
 
 def test_default_prompts_are_the_papers_and_hold_their_fields():
     process = PROCESS_PROMPT.render(question="Who?", state="STATE-TEXT", action="ACTION-TEXT")
-    assert "My boss asked me to answer the following question with the help of a search engine: Who?" in process
+    assert (
+        "My boss asked me to answer the following question with the help of a search engine: Who?"
+        in process
+    )
     assert "STATE-TEXT" in process and "My last message:\nACTION-TEXT" in process
     assert process.endswith('Explain your reasoning and then answer with either "GOOD" or "BAD".')
     math_process = MATH_PROCESS_PROMPT.render(question="Q", state="S", action="A")
@@ -115,7 +118,7 @@ def test_default_prompts_are_the_papers_and_hold_their_fields():
     assert direct.endswith('"GOOD" or "BAD" and nothing else.') and "reasoning" not in direct
     math = MATH_OUTCOME_PROMPT.render(question="Q", answers="10", prediction="$10")
     assert '"10", "10.00", "$10", and "$10.00" are all equivalent' in math
-    assert 'The answer key says: 10, and my answer is $10. Am I correct?' in math
+    assert "The answer key says: 10, and my answer is $10. Am I correct?" in math
     assert 'answer "YES" or "NO"' in OUTCOME_PROMPT.template
     for prompt in (PROCESS_PROMPT, MATH_PROCESS_PROMPT):
         prompt.check_fields(PROCESS_FIELDS)
@@ -124,7 +127,9 @@ def test_default_prompts_are_the_papers_and_hold_their_fields():
 
 
 def test_process_prompt_reads_the_question_from_the_transcript_when_not_given():
-    fields = process_fields("", "System.\n\nQuestion: Where is Zubran?\n<search_query>", "<answer>x</answer>")
+    fields = process_fields(
+        "", "System.\n\nQuestion: Where is Zubran?\n<search_query>", "<answer>x</answer>"
+    )
     assert fields["question"] == "Where is Zubran?"
     assert process_fields("Given?", "Question: other", "a")["question"] == "Given?"
 
@@ -157,6 +162,12 @@ def math_env() -> SwirlEnv:
 @pytest.fixture(scope="module")
 def hop_env() -> SwirlEnv:
     return gym.make("swirl/SynthHop-v0", num_tasks=4, min_hops=2, max_hops=3, max_steps=6).unwrapped
+
+
+def calculator_env(task: Task) -> SwirlEnv:
+    return SwirlEnv(
+        [task], [Calculator()], system_prompt=CALCULATOR_PROMPT, max_steps=6, scorer=math_scores
+    )
 
 
 def verdicts(judge, trajectory):
@@ -195,16 +206,24 @@ def test_math_steps_out_of_order_repeated_or_wrong_are_bad(math_env):
 
 
 def test_merging_two_operations_is_bad_but_a_reordered_expression_is_good():
-    task = Task("m", "Ada has 9 beads. She triples them. She triples them again. She splits them into 3 piles.",
-                ("27",), gold_path=("<math_exp>9 * 3</math_exp>", "<math_exp>27 * 3</math_exp>",
-                                    "<math_exp>81 / 3</math_exp>", "<answer>27</answer>"))  # fmt: skip
-    env = SwirlEnv([task], [Calculator()], system_prompt=CALCULATOR_PROMPT, max_steps=6, scorer=math_scores)
+    question = "Ada has 9 beads. They triple. They triple again. She keeps a third of them."
+    gold = (
+        "<math_exp>9 * 3</math_exp>",
+        "<math_exp>27 * 3</math_exp>",
+        "<math_exp>81 / 3</math_exp>",
+    )
+    task = Task("m", question, ("27",), gold_path=(*gold, "<answer>27</answer>"))
+    env = calculator_env(task)
     judge = ProgrammaticJudge.from_env(env, process_rule="gold_path")
     (merged,) = play(env, {0: ["<math_exp>9 * 3 * 3</math_exp>", "<answer>81</answer>"]})
     assert verdicts(judge, merged) == [False, False]
     # 27 recurs as the value of steps 1 and 3: each is done in its turn.
-    (recurring,) = play(env, {0: ["<math_exp>3 * 9</math_exp>", "<math_exp>27*3</math_exp>",
-                                  "<math_exp>81/3</math_exp>", "<answer>$27.00</answer>"]})  # fmt: skip
+    reordered = [
+        "<math_exp>3 * 9</math_exp>",
+        "<math_exp>27*3</math_exp>",
+        "<math_exp>81/3</math_exp>",
+    ]
+    (recurring,) = play(env, {0: [*reordered, "<answer>$27.00</answer>"]})
     assert verdicts(judge, recurring) == [True, True, True, True]
 
 
@@ -227,11 +246,14 @@ def test_search_must_name_a_known_gold_entity_once(hop_env):
 
 def test_arithmetic_rule_checks_calculations_and_the_final_number():
     task = Task("g", "Tom has 48 clips and sells half. How many are left?", ("24",))
-    env = SwirlEnv([task], [Calculator()], system_prompt=CALCULATOR_PROMPT, max_steps=4, scorer=math_scores)
-    judge = ProgrammaticJudge.from_env(env)
+    judge = ProgrammaticJudge.from_env(calculator_env(task))
     assert judge.process_rule == "arithmetic"
-    (trajectory,) = play(env, {0: ["<math_exp>48 - 24</math_exp>", "<math_exp>2 ** 99999999</math_exp>",
-                                   "<math_exp>48/0</math_exp>", "<answer>24.00</answer>"]})  # fmt: skip
+    calls = [
+        "<math_exp>48 - 24</math_exp>",
+        "<math_exp>2 ** 99999999</math_exp>",
+        "<math_exp>48/0</math_exp>",
+    ]
+    (trajectory,) = play(calculator_env(task), {0: [*calls, "<answer>24.00</answer>"]})
     assert verdicts(judge, trajectory) == [True, False, False, True]
 
 
@@ -263,7 +285,9 @@ def test_noisy_oracle_mistakes_are_caught_where_the_value_changes(math_env):
             continue
         if k < len(gold) - 1 and step.tool == "calculator":
             deviated = Calculator()(step.tool_input, tasks[trajectory.task_id]).text
-            expected = Calculator()(gold[k][len("<math_exp>") : -len("</math_exp>")], tasks[trajectory.task_id]).text
+            expected = Calculator()(
+                gold[k][len("<math_exp>") : -len("</math_exp>")], tasks[trajectory.task_id]
+            ).text
             if deviated != expected:
                 assert good[k] is False
                 checked += 1
@@ -278,7 +302,14 @@ def test_agreement_counts_false_positives_and_negatives():
         return Judgement(good, None, "", "x")
 
     truth = [j(True)] * 4 + [j(False)] * 6
-    judged = [j(True), j(True), j(False), j(None)] + [j(True), j(False), j(False), j(False), j(False), j(None)]
+    judged = [j(True), j(True), j(False), j(None)] + [
+        j(True),
+        j(False),
+        j(False),
+        j(False),
+        j(False),
+        j(None),
+    ]
     report = confusion(judged, truth)
     assert (report["tp"], report["fn"], report["fp"], report["tn"]) == (2, 1, 1, 4)
     assert report["unparseable"] == 2 and report["judged"] == 8
@@ -288,7 +319,9 @@ def test_agreement_counts_false_positives_and_negatives():
 
 def test_judge_agreement_against_programmatic_truth(math_env):
     truth = ProgrammaticJudge.from_env(math_env)
-    trajectories = play(math_env, {0: math_env.tasks[0].gold_path, 1: ["<math_exp>1+1</math_exp>"] * 6})
+    trajectories = play(
+        math_env, {0: math_env.tasks[0].gold_path, 1: ["<math_exp>1+1</math_exp>"] * 6}
+    )
     queries = [q for t in trajectories for q in process_queries(t)]
 
     class AlwaysGood(CountingJudge):
@@ -358,7 +391,9 @@ def test_corrupt_cache_file_is_reported_by_path(tmp_path):
 
 
 def test_judged_trajectories_round_trip_through_the_store(tmp_path, math_env):
-    trajectories = play(math_env, {0: math_env.tasks[0].gold_path, 1: ["<math_exp>2+2</math_exp>"] * 6})
+    trajectories = play(
+        math_env, {0: math_env.tasks[0].gold_path, 1: ["<math_exp>2+2</math_exp>"] * 6}
+    )
     truth = ProgrammaticJudge.from_env(math_env)
     cache = JudgementCache(tmp_path / "c.sqlite")
     judged = judge_trajectories(trajectories, truth, truth, cache)
@@ -367,7 +402,9 @@ def test_judged_trajectories_round_trip_through_the_store(tmp_path, math_env):
     assert judged[1].outcome.raw == NO_ANSWER
     with TrajectoryStore(tmp_path / "judged.jsonl") as store:
         store.append(item.to_trajectory() for item in judged)
-    reloaded = [JudgedTrajectory.from_trajectory(t) for t in load_trajectories(tmp_path / "judged.jsonl")]
+    reloaded = [
+        JudgedTrajectory.from_trajectory(t) for t in load_trajectories(tmp_path / "judged.jsonl")
+    ]
     assert [(r.process, r.outcome) for r in reloaded] == [(j.process, j.outcome) for j in judged]
     assert reloaded[0].step_scores == [1.0] * len(trajectories[0].steps)
     assert "judgements" not in trajectories[0].meta  # the input is not modified
@@ -403,12 +440,19 @@ def tiny_judge_path(tmp_path_factory):
 
     texts = [PROCESS_PROMPT.template, PROCESS_PROMPT.direct_template, OUTCOME_PROMPT.template,
              OUTCOME_PROMPT.direct_template, "Verdict: GOOD BAD YES NO"] * 4  # fmt: skip
-    return build_tiny_model(tmp_path_factory.mktemp("judge"), texts, vocab_size=320, max_positions=1024)
+    return build_tiny_model(
+        tmp_path_factory.mktemp("judge"), texts, vocab_size=320, max_positions=1024
+    )
 
 
 def hf_queries() -> list[ProcessQuery]:
     state = "System.\n\nQuestion: Mira has 12 apples and buys 3 more. How many now?\n"
-    actions = ["<math_exp>12 + 3</math_exp>", "<answer>15</answer>", "nonsense", "<math_exp>1/0</math_exp>"]
+    actions = [
+        "<math_exp>12 + 3</math_exp>",
+        "<answer>15</answer>",
+        "nonsense",
+        "<math_exp>1/0</math_exp>",
+    ]
     return [ProcessQuery("t", k, state * (k + 1), action) for k, action in enumerate(actions)]
 
 
@@ -417,7 +461,7 @@ def test_hf_logit_judge_gives_soft_scores_independent_of_batching(tiny_judge_pat
 
     batched = HFJudge(tiny_judge_path, mode="logits", batch_size=4).judge_process(hf_queries())
     single = HFJudge(tiny_judge_path, mode="logits", batch_size=1).judge_process(hf_queries())
-    for a, b in zip(batched, single):
+    for a, b in zip(batched, single, strict=True):
         assert 0.0 < a.score < 1.0 and a.good == (a.score >= 0.5)
         assert a.score == pytest.approx(b.score, abs=1e-5)
         assert a.raw.startswith("P(GOOD)=") and a.judge == f"hf:{tiny_judge_path}"
@@ -461,7 +505,9 @@ def test_hf_generating_judge_parses_its_own_text(tiny_judge_path):
         assert result.good is parse_verdict(result.raw, "GOOD", "BAD")
         assert result.score == (None if result.good is None else float(result.good))
         assert len(judge.tokenizer(result.raw, add_special_tokens=False)["input_ids"]) <= 6 + 1
-    outcomes = judge.judge_outcome([OutcomeQuery("t", "q", ("15",), "15"), OutcomeQuery("t", "q", ("15",), None)])
+    outcomes = judge.judge_outcome(
+        [OutcomeQuery("t", "q", ("15",), "15"), OutcomeQuery("t", "q", ("15",), None)]
+    )
     assert outcomes[1] == Judgement(False, 0.0, NO_ANSWER, judge.name)
 
 
@@ -512,7 +558,12 @@ def endpoint_reply(body: dict) -> str:
 
 
 def endpoint_queries() -> list[ProcessQuery]:
-    actions = ["<math_exp>2+2</math_exp>", "<answer>5</answer>", "garbage", "<math_exp>3*3</math_exp>"]
+    actions = [
+        "<math_exp>2+2</math_exp>",
+        "<answer>5</answer>",
+        "garbage",
+        "<math_exp>3*3</math_exp>",
+    ]
     return [ProcessQuery("t", k, "Question: What is 2+2?\n", a) for k, a in enumerate(actions)]
 
 
@@ -523,7 +574,9 @@ def test_endpoint_judge_sends_concurrent_greedy_requests_and_parses_replies():
     with FaultServer(endpoint_reply, faults=["slow:0.3"] * 4) as server:
         with EndpointJudge(server.base_url, "judge-model", concurrency=4) as judge:
             results = judge.judge_process(endpoint_queries())
-            outcomes = judge.judge_outcome([OutcomeQuery("t", "q", ("10",), p) for p in ("10", "12", None)])
+            outcomes = judge.judge_outcome(
+                [OutcomeQuery("t", "q", ("10",), p) for p in ("10", "12", None)]
+            )
     assert [r.good for r in results] == [True, False, None, True]
     assert results[2].raw == "I am not sure what to make of this." and results[2].score is None
     assert [o.good for o in outcomes] == [True, False, False]

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import gymnasium as gym
+import pytest
+import torch
 
 import swirl_envs  # noqa: F401  (registers the env ids)
 from swirl_agents.judges import ProgrammaticJudge, judge_trajectories
@@ -25,6 +27,15 @@ ENV_KWARGS = {
     "max_ops": 4,
     "system_prompt": "Compute with <math_exp>, answer with <answer>. {max_steps} steps.",
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Run the tiny models on one thread: on a busy 2-core machine two threads are far slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def judged_trajectories(num_tasks: int = 12, seed: int = 0) -> list[Trajectory]:
@@ -44,7 +55,7 @@ def judged_trajectories(num_tasks: int = 12, seed: int = 0) -> list[Trajectory]:
 def tiny_model(out_dir: Path, trajectories: list[Trajectory], **kwargs) -> Path:
     """A ~30k-parameter Llama-shaped model with a tokenizer trained on the transcripts."""
     settings = {
-        "vocab_size": 300,
+        "vocab_size": 600,
         "hidden_size": 32,
         "num_layers": 2,
         "num_heads": 2,

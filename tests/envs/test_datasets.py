@@ -20,7 +20,7 @@ from swirl_envs.tasks.files import DataFormatError, DatasetNotFoundError
 from swirl_envs.tasks.gsm8k import GSM8KEnv, load_gsm8k
 from swirl_envs.tasks.hotpotqa import HotPotQAEnv, load_hotpotqa
 from swirl_envs.tasks.musique import UNANSWERABLE, MuSiQueEnv, fill_references, load_musique
-from swirl_envs.tasks.search_env import ranked_passages, supporting_passages
+from swirl_envs.tasks.search_env import supporting_passages
 from swirl_envs.tools.calculator import Calculator
 from tests.envs.dataset_fixtures import (
     BEERQA,
@@ -170,17 +170,6 @@ def test_gold_path_search_returns_each_supporting_passage_first_and_answer_score
         assert task.meta["gold_queries_top1"] is True
 
 
-@pytest.mark.parametrize("search", ["distractor", "open"])
-def test_ranked_passages_matches_what_the_search_tool_shows(search, tmp_path):
-    env = qa_env("musique", tmp_path, search=search, max_chars=10_000)
-    tool = env.tools[0]
-    for task in env.tasks:
-        for query in [task.question, "Mercury", "Sony founded", *(p.title for p in task.passages)]:
-            top = ranked_passages(tool, query, task, 1)
-            shown = tool(query, task).text
-            assert shown == (f"{top[0].title}: {top[0].text}" if top else "No results.")
-
-
 def test_open_setting_searches_the_paragraphs_of_every_task(tmp_path):
     env = qa_env("hotpotqa", tmp_path, search="open")
     ((_, info),) = play(
@@ -270,10 +259,10 @@ def test_musique_ambiguous_title_gets_a_query_that_finds_the_supporting_paragrap
     task = env.tasks[0]
     element = next(p for p in task.passages if "chemical element" in p.text)
     tool = env.tools[0]
-    assert ranked_passages(tool, "Mercury", task, 1) != [element]  # the title alone is ambiguous
+    assert [hit.passage for hit in tool.rank("Mercury", task)] != [element]  # title: ambiguous
     query = task.gold_path[1].removeprefix("<search_query>").removesuffix("</search_query>")
     assert query == "Mercury What is the atomic number of Mercury ?"
-    assert ranked_passages(tool, query, task, 1) == [element]
+    assert [hit.passage for hit in tool.rank(query, task)] == [element]
 
 
 def test_musique_aliases_count_as_correct(tmp_path):
@@ -466,6 +455,10 @@ def test_musique_record_errors_name_the_nested_field(tmp_path):
     path = write_jsonl(tmp_path / "m.jsonl", [record])
     with pytest.raises(DataFormatError, match=r"line 1: 'paragraphs\[1\]\.idx' must be an integer"):
         load_musique(path)
+    record["paragraphs"][1]["idx"] = 1
+    record["question_decomposition"][1]["paragraph_support_idx"] = 7
+    with pytest.raises(DataFormatError, match=r"paragraph_support_idx 7 is not a paragraph's idx"):
+        load_musique(write_jsonl(path, [record]))
 
 
 def test_skip_drops_bad_records_and_logs_how_many(tmp_path, caplog):

@@ -10,14 +10,14 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import swirl_envs
-from tests.envs.env_kwargs import env_kwargs
+from tests.envs.dataset_fixtures import dataset_env_kwargs
 
 ENV_IDS = sorted(swirl_envs.ENV_IDS)
 GENERATED = ["swirl/SynthMath-v0", "swirl/SynthHop-v0"]
 
 
 def make(env_id, tmp_path, **kwargs):
-    return gym.make(env_id, **env_kwargs(env_id, tmp_path), **kwargs)
+    return gym.make(env_id, **dataset_env_kwargs(env_id, tmp_path), **kwargs)
 
 
 def rollout(env, seed, actions):

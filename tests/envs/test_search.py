@@ -417,3 +417,28 @@ def test_make_search_tool_builds_each_kind_of_corpus(tmp_path, corpus):
     assert len(make_search_tool(str(jsonl), tasks).corpus) == len(set(corpus[:20]))
     with pytest.raises(ValueError, match="'distractor', 'open'"):
         make_search_tool("opne", tasks)
+
+
+def test_rank_returns_the_hits_the_tool_shows():
+    task = distractor_task()
+    tool = SearchTool("distractor", k=3, max_chars=10_000)
+    hits = tool.rank("Ada Lovelace", task)
+    assert len(hits) == 3 and hits[0].passage.title == "Ada Lovelace"
+    shown = "\n\n".join(f"{hit.passage.title}: {hit.passage.text}" for hit in hits)
+    assert tool("Ada Lovelace", task).text == shown
+
+
+def test_an_env_step_with_a_search_action_shows_the_passage_and_the_env_pickles():
+    from swirl_envs.env import SwirlEnv
+
+    env = SwirlEnv(
+        [distractor_task()], [SearchTool("distractor")], system_prompt="Search.", max_steps=3
+    )
+    env.reset(seed=0)
+    *_, info = env.step("<search_query>Analytical Engine</search_query>")
+    assert "Analytical Engine: The Analytical Engine was designed" in info["feedback"]
+    copy = pickle.loads(pickle.dumps(env))
+    copy.reset(seed=0)
+    assert copy.step("<search_query>Analytical Engine</search_query>")[-1]["feedback"] == (
+        info["feedback"]
+    )

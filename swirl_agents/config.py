@@ -1,0 +1,408 @@
+"""The run configuration: one YAML file, validated into dataclasses, drives a whole pipeline run.
+
+A config names the model, the task families, and the settings of every stage
+(warm-up, generation, judging and filtering, training, evaluation). Loading is
+strict, because a typo must not silently fall back to a default::
+
+    config = load_config("configs/gsm8k_gemma.yaml", overrides=["train.lr=1e-6"])
+
+- an unknown key is an error naming its dotted path (``train.lrr``) and the known keys;
+- a value of the wrong type is an error naming the key, the expected and the given type;
+- ``overrides`` (``KEY=VALUE``, the value read as YAML) change any key, nested ones included.
+
+``save_config`` writes the resolved config next to the outputs, so a run records
+exactly what produced it. The defaults are the CPU demo's (``swirl_agents/configs/demo.yaml``
+spells the same values out).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key is unknown, or its value has the wrong type or is out of range."""
+
+
+@dataclass
+class ModelConfig:
+    """The policy model.
+
+    Attributes:
+        path: A model to start from (local path or hub name). Empty: build the tiny
+            model and make it a base model by the misconception warm-up.
+        vocab_size: Tiny model: tokenizer vocabulary.
+        hidden_size: Tiny model: width.
+        num_layers: Tiny model: transformer blocks.
+        num_heads: Tiny model: attention heads.
+        intermediate_size: Tiny model: MLP width.
+    """
+
+    path: str = ""
+    vocab_size: int = 800
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 384
+
+
+@dataclass
+class FamilyConfig:
+    """One task family: its env, its sizes and (for the demo) its misconceptions.
+
+    Attributes:
+        name: Short label used in paths and tables (``math``, ``hop``).
+        env_id: Registered gymnasium id.
+        env_kwargs: Settings passed to the env (the split and size are set per stage).
+        train_tasks: Training questions (SWiRL samples ``generate.samples`` per question).
+        test_tasks: Held-out questions evaluated.
+        confusions: The warm-up's systematic misconceptions: for SynthMath a phrasing key
+            mapped to the operator it is wrongly read as, for SynthHop a relation mapped
+            to the relation it is confused with. Test problems that use a key are the
+            "misconception" split of the evaluation.
+    """
+
+    name: str = ""
+    env_id: str = ""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    train_tasks: int = 2000
+    test_tasks: int = 300
+    confusions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class WarmupConfig:
+    """Supervised warm-up that turns the random-init tiny model into a weak base model.
+
+    Attributes:
+        steps: Optimizer steps of SFT on the imperfect gold trajectories.
+        lr: Peak learning rate.
+        batch_size: Trajectories per step.
+        misconception_rate: Probability that a step covered by a confusion is done the wrong way.
+        noise: Probability that any other step is corrupted (uniform noise).
+    """
+
+    steps: int = 400
+    lr: float = 2e-3
+    batch_size: int = 16
+    misconception_rate: float = 0.7
+    noise: float = 0.1
+
+
+@dataclass
+class GenerateConfig:
+    """Stage 1: sampling k trajectories per training question with the base model.
+
+    Attributes:
+        samples: Trajectories per question (SWiRL's k).
+        temperature: Sampling temperature.
+        batch_size: Live episodes per batched generate call.
+        max_new_tokens: Longest action in tokens.
+    """
+
+    samples: int = 4
+    temperature: float = 1.0
+    batch_size: int = 64
+    max_new_tokens: int = 48
+
+
+@dataclass
+class JudgeConfig:
+    """Judging and filtering.
+
+    Attributes:
+        process: Process judge: ``programmatic`` or ``hf:PATH``.
+        outcome: Outcome judge: ``programmatic`` or ``hf:PATH``.
+        filter: ``none``, ``process``, ``outcome`` or ``process+outcome``.
+    """
+
+    process: str = "programmatic"
+    outcome: str = "programmatic"
+    filter: str = "process"
+
+
+@dataclass
+class TrainStageConfig:
+    """Stage 2 (SWiRL) and the controls, all on the same budget.
+
+    Attributes:
+        objective: ``swirl-offline`` or ``swirl-online`` (the SFT control is always ``sft``).
+        steps: Optimizer steps of every trained variant.
+        lr: Peak learning rate.
+        batch_size: Trajectories per step.
+        micro_batch_size: Trajectories per forward pass.
+        save_every: Checkpoint interval (a killed run resumes from the last one).
+        controls: Which controls to train: ``sft`` (SFT on the unfiltered samples) and
+            ``compute-matched`` (the same steps of SFT on more warm-up data).
+    """
+
+    objective: str = "swirl-offline"
+    steps: int = 150
+    lr: float = 5e-4
+    batch_size: int = 16
+    micro_batch_size: int = 16
+    save_every: int = 50
+    controls: list[str] = field(default_factory=lambda: ["sft", "compute-matched"])
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation on the test split.
+
+    Attributes:
+        temperatures: Decodings evaluated (0 is greedy).
+        batch_size: Live episodes per batched generate call.
+        max_new_tokens: Longest action in tokens.
+    """
+
+    temperatures: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    batch_size: int = 100
+    max_new_tokens: int = 48
+
+
+def _demo_families() -> list[FamilyConfig]:
+    return [
+        FamilyConfig(
+            name="math",
+            env_id="swirl/SynthMath-v0",
+            env_kwargs={
+                "min_ops": 2,
+                "max_ops": 4,
+                "max_steps": 6,
+                "system_prompt": "Compute with <math_exp>, answer with <answer>.",
+            },
+            confusions={"give_away": "+", "share_equally": "*"},
+        ),
+        FamilyConfig(
+            name="hop",
+            env_id="swirl/SynthHop-v0",
+            env_kwargs={
+                "min_hops": 2,
+                "max_hops": 2,
+                "max_steps": 4,
+                "system_prompt": "Search with <search_query>, answer with <answer>.",
+            },
+            confusions={"born_in": "lives_in", "founded_by": "ceo"},
+        ),
+    ]
+
+
+@dataclass
+class RunConfig:
+    """A whole pipeline run.
+
+    Attributes:
+        out_dir: Where every stage writes (one folder per seed and family).
+        seeds: Seeds run; each gets its own model, data and results.
+        threads: Torch CPU threads.
+        device: ``cpu``, ``cuda``, or empty for the local GPU when there is one.
+        model: The policy model.
+        families: Task families run.
+        warmup: The base model's warm-up (tiny model only).
+        generate: Stage 1.
+        judge: Judging and filtering.
+        train: Stage 2 and its controls.
+        eval: Evaluation.
+    """
+
+    out_dir: str = "runs/demo"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    threads: int = 2
+    device: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    families: list[FamilyConfig] = field(default_factory=_demo_families)
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    train: TrainStageConfig = field(default_factory=TrainStageConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A YAML-ready dict of every key."""
+        return dataclasses.asdict(self)
+
+
+_FILTERS = ("none", "process", "outcome", "process+outcome")
+_CONTROLS = ("sft", "compute-matched")
+_OBJECTIVES = ("swirl-offline", "swirl-online")
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Check ranges and choices that types alone do not express.
+
+    Raises:
+        ConfigError: Naming the offending key.
+    """
+    checks = [
+        ("judge.filter", config.judge.filter in _FILTERS, f"one of {_FILTERS}"),
+        ("train.objective", config.train.objective in _OBJECTIVES, f"one of {_OBJECTIVES}"),
+        ("train.controls", set(config.train.controls) <= set(_CONTROLS), f"a subset of {_CONTROLS}"),
+        ("seeds", bool(config.seeds), "at least one seed"),
+        ("families", bool(config.families), "at least one family"),
+        ("threads", config.threads >= 1, ">= 1"),
+        ("warmup.misconception_rate", 0 <= config.warmup.misconception_rate <= 1, "in [0, 1]"),
+        ("warmup.noise", 0 <= config.warmup.noise <= 1, "in [0, 1]"),
+        ("generate.samples", config.generate.samples >= 1, ">= 1"),
+        ("eval.temperatures", all(t >= 0 for t in config.eval.temperatures), "all >= 0"),
+    ]
+    for number, family in enumerate(config.families):
+        where = f"families[{number}]"
+        checks += [
+            (f"{where}.name", bool(family.name) and "/" not in family.name, "a non-empty name without '/'"),
+            (f"{where}.env_id", bool(family.env_id), "a registered env id"),
+            (f"{where}.train_tasks", family.train_tasks >= 1, ">= 1"),
+            (f"{where}.test_tasks", family.test_tasks >= 1, ">= 1"),
+        ]
+    names = [family.name for family in config.families]
+    checks.append(("families", len(set(names)) == len(names), "distinct family names"))
+    for key, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"{key}: must be {expected}, got {_lookup(config, key)!r}")
+    return config
+
+
+def from_dict(data: dict[str, Any]) -> RunConfig:
+    """Build and validate a ``RunConfig`` from plain data (a parsed YAML mapping).
+
+    Raises:
+        ConfigError: Unknown key, wrong type, or invalid value; the message names the key.
+    """
+    return validate(_build(RunConfig, data, ""))
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config (the demo defaults when ``path`` is None) and apply ``KEY=VALUE`` overrides.
+
+    Raises:
+        ConfigError: The file is not a YAML mapping, or a key or value is invalid.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: must be a mapping of keys, got {type(loaded).__name__}")
+        data = loaded or {}
+    data = _merge(RunConfig().to_dict(), data)
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {override!r} must look like KEY=VALUE (e.g. train.lr=1e-4)")
+        _set(data, key.strip(), yaml.safe_load(raw))
+    try:
+        return from_dict(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path or 'config'}: {error}") from None
+
+
+def save_config(config: RunConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML (atomically), so the outputs record what produced them."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+# ---- strict construction -------------------------------------------------------------
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        names = ", ".join(_join(where, key) for key in unknown)
+        raise ConfigError(f"unknown key {names}; known keys here: {', '.join(known)}")
+    values = {key: _convert(hints[key], value, _join(where, key)) for key, value in data.items()}
+    return cls(**values)
+
+
+def _convert(kind: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        (item,) = typing.get_args(kind)
+        return [_convert(item, element, f"{where}[{i}]") for i, element in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+        _, item = typing.get_args(kind)
+        return {str(k): _convert(item, v, f"{where}.{k}") for k, v in value.items()}
+    if kind is Any:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool) and (
+        type(value) is kind or (kind is str and isinstance(value, str))
+    ):
+        return value
+    raise ConfigError(f"{where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``; nested mappings of dataclass sections merge key by key."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "env_kwargs":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` (list items as ``families.0.train_tasks``) in nested plain data."""
+    parts = dotted.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        node = _child(node, part, ".".join(parts[: depth + 1]))
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_index(node, last, dotted)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"override {dotted}: {'.'.join(parts[:-1])} is not a section")
+
+
+def _child(node: Any, part: str, where: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, where)]
+    if isinstance(node, dict):
+        if part not in node:
+            raise ConfigError(f"unknown key {where}")
+        return node[part]
+    raise ConfigError(f"override {where}: not a section")
+
+
+def _index(node: list, part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"{where}: index must be 0..{len(node) - 1}, got {part!r}")
+    return int(part)
+
+
+def _lookup(config: RunConfig, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.replace("[", ".").replace("]", "").split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part)
+    return node

@@ -1,0 +1,241 @@
+"""The whole SWiRL experiment for one config: base model, stage 1, judging, stage 2, controls, eval.
+
+For every seed and family, under ``out_dir/seed-S/FAMILY/``:
+
+1. ``warmup-data/``: imperfect expert trajectories with systematic misconceptions
+   (``misconceptions``), two per training question: sample 0 warms the base model
+   up, sample 1 is the "more warm-up data" of the compute-matched control;
+2. ``init/`` and ``base/``: the tiny model and tokenizer, then SFT on the warm-up data
+   (skipped when ``model.path`` names a model to start from);
+3. ``samples/``: k trajectories per training question from the base model (stage 1);
+4. ``judge/``: every step and answer judged, then filtered (``judged.jsonl``, ``filtered.jsonl``);
+5. ``swirl/``, ``sft/``, ``compute-matched/``: stage 2 and the two controls, same steps;
+6. ``eval/MODEL-tT/``: the test split under each decoding, accuracy overall and split
+   by misconception problems.
+
+Every step is a ``pipeline.run_stage``, so a rerun skips finished work and resumes
+the rest. ``results.json`` and ``report.md`` (with plots) summarise all of it.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from swirl_agents.config import FamilyConfig, RunConfig, save_config
+from swirl_agents.demo.misconceptions import (
+    HopMisconceptionPolicy,
+    MathMisconceptionPolicy,
+    uses_confusion,
+)
+from swirl_agents.pipeline import (
+    build_judge,
+    generate,
+    judge_and_filter,
+    make_env,
+    run_stage,
+    train,
+    write_json,
+)
+
+MODELS = ("base", "swirl", "sft", "compute-matched")
+"""Evaluated models, in table order."""
+
+_TEST_SEED_OFFSET = 1000
+"""Test questions are generated from ``seed + offset``; the split keeps them disjoint anyway."""
+
+
+def run_demo(config: RunConfig, *, log=print) -> dict[str, Any]:
+    """Run every seed and family of ``config``; returns the results (also in ``results.json``)."""
+    import torch
+
+    torch.set_num_threads(config.threads)
+    out = Path(config.out_dir)
+    save_config(config, out / "config.yaml")
+    results: dict[str, Any] = {"seeds": {}}
+    for seed in config.seeds:
+        per_family = results["seeds"].setdefault(str(seed), {})
+        for family in config.families:
+            log(f"== seed {seed}, {family.name} ({family.env_id}) ==")
+            per_family[family.name] = run_family(config, family, seed, out / f"seed-{seed}" / family.name, log=log)
+            write_json(out / "results.json", results)
+    from swirl_agents.report import write_report
+
+    write_report(config, results, out, log=log)
+    return results
+
+
+def run_family(
+    config: RunConfig, family: FamilyConfig, seed: int, folder: Path, *, log=print
+) -> dict[str, Any]:
+    """All stages of one family and seed; returns ``{"eval": ..., "stages": ...}``."""
+    device = config.device or None
+    train_env = make_env(family, "train", family.train_tasks, seed)
+    test_env = make_env(family, "test", family.test_tasks, seed + _TEST_SEED_OFFSET)
+    stage = functools.partial(_stage, folder, family.name, log)
+    common = {
+        "batch_size": config.train.batch_size,
+        "micro_batch_size": config.train.micro_batch_size,
+        "seed": seed,
+        "device": device,
+        "max_new_tokens": config.generate.max_new_tokens,
+        "progress": True,
+    }
+    stages: dict[str, Any] = {}
+    warm = None
+    if config.model.path:
+        base_model = config.model.path
+    else:
+        warm = folder / "warmup-data" / "trajectories.jsonl"
+        expert = _expert(family, train_env, config)
+        stages["warmup-data"] = stage(
+            "warmup-data",
+            lambda: generate(train_env, expert, warm, samples=2, seed=seed, batch_size=256),
+        )
+        stages["init"] = stage("init", lambda: _build_tiny(config, train_env, folder / "init", seed))
+        warmup = {
+            **common,
+            "objective": "sft",
+            "steps": config.warmup.steps,
+            "lr": config.warmup.lr,
+            "batch_size": config.warmup.batch_size,
+            "micro_batch_size": config.warmup.batch_size,
+            "warmup_steps": max(1, config.warmup.steps // 20),
+            "save_every": config.train.save_every,
+        }
+        stages["base"] = stage(
+            "base",
+            lambda: train(folder / "init", _samples(warm, 0), folder / "base", warmup),
+        )
+        base_model = str(folder / "base" / "final")
+
+    samples = folder / "samples" / "trajectories.jsonl"
+    sampler = functools.partial(_model_policy, base_model, config.generate.temperature, config, device)
+    stages["samples"] = stage(
+        "samples",
+        lambda: generate(
+            train_env, sampler(), samples,
+            samples=config.generate.samples, seed=seed, batch_size=config.generate.batch_size,
+        ),
+    )  # fmt: skip
+    judged = folder / "judge"
+    stages["judge"] = stage(
+        "judge",
+        lambda: judge_and_filter(
+            samples, judged, train_env,
+            process=config.judge.process, outcome=config.judge.outcome, mode=config.judge.filter,
+        ),
+    )  # fmt: skip
+    rl = {
+        **common,
+        "steps": config.train.steps,
+        "lr": config.train.lr,
+        "save_every": config.train.save_every,
+    }
+    models = {"base": base_model}
+    online_judge = (
+        build_judge(config.judge.process, train_env) if config.train.objective == "swirl-online" else None
+    )
+    stages["swirl"] = stage(
+        "swirl",
+        lambda: train(
+            base_model, _load(judged / "filtered.jsonl"), folder / "swirl",
+            {**rl, "objective": config.train.objective}, judge=online_judge,
+        ),
+    )  # fmt: skip
+    models["swirl"] = str(folder / "swirl" / "final")
+    if "sft" in config.train.controls:
+        stages["sft"] = stage(
+            "sft",
+            lambda: train(base_model, _load(judged / "judged.jsonl"), folder / "sft", {**rl, "objective": "sft"}),
+        )
+        models["sft"] = str(folder / "sft" / "final")
+    if "compute-matched" in config.train.controls and warm is not None:
+        stages["compute-matched"] = stage(
+            "compute-matched",
+            lambda: train(base_model, _samples(warm, 1), folder / "compute-matched", {**rl, "objective": "sft"}),
+        )
+        models["compute-matched"] = str(folder / "compute-matched" / "final")
+
+    group = functools.partial(uses_confusion, confusions=family.confusions)
+    evaluations: dict[str, dict[str, Any]] = {}
+    for name, path in models.items():
+        for temperature in config.eval.temperatures:
+            label = f"{name}-t{temperature:g}"
+            evaluations.setdefault(name, {})[f"{temperature:g}"] = stage(
+                f"eval/{label}",
+                functools.partial(
+                    _evaluate, path, test_env, temperature, folder / "eval" / label, seed, config, device, group
+                ),
+            )
+    return {"eval": evaluations, "stages": stages}
+
+
+def _stage(folder: Path, family: str, log, name: str, work) -> dict[str, Any]:
+    return run_stage(folder / name, f"{family}/{name}", work, log=log)
+
+
+def _expert(family: FamilyConfig, env, config: RunConfig):
+    """The imperfect expert for the family's env (SynthMath or SynthHop)."""
+    rate, noise = config.warmup.misconception_rate, config.warmup.noise
+    base = env.unwrapped
+    if hasattr(base, "world"):
+        return HopMisconceptionPolicy(base.world, family.confusions, rate, noise)
+    if family.env_id.startswith("swirl/SynthMath"):
+        return MathMisconceptionPolicy(family.confusions, rate, noise)
+    raise ValueError(
+        f"family {family.name!r}: the misconception warm-up exists for SynthMath and SynthHop; "
+        f"set model.path to start {family.env_id} from a pretrained model"
+    )
+
+
+def _build_tiny(config: RunConfig, env, out: Path, seed: int) -> dict[str, Any]:
+    from swirl_agents.tiny import build_tiny_model, tiny_corpus
+
+    model = config.model
+    build_tiny_model(
+        out,
+        tiny_corpus([env]),
+        vocab_size=model.vocab_size,
+        hidden_size=model.hidden_size,
+        num_layers=model.num_layers,
+        num_heads=model.num_heads,
+        intermediate_size=model.intermediate_size,
+        seed=seed,
+    )
+    return {"model": str(out), "summary": f"tiny model and tokenizer in {out}"}
+
+
+def _model_policy(path: str, temperature: float, config: RunConfig, device: str | None):
+    from swirl_agents.policies import SamplingSettings
+    from swirl_agents.policies.hf import HFPolicy
+
+    sampling = SamplingSettings(temperature=temperature, max_new_tokens=config.generate.max_new_tokens)
+    return HFPolicy.from_pretrained(path, device=device, sampling=sampling)
+
+
+def _evaluate(path, env, temperature, folder: Path, seed, config: RunConfig, device, group) -> dict:
+    from swirl_agents.evaluate import evaluate_model
+
+    report = evaluate_model(
+        path, env, temperature=temperature, store_path=folder / "trajectories.jsonl", seed=seed,
+        batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
+        device=device, group=group,
+    )  # fmt: skip
+    report["summary"] = (
+        f"accuracy {report['accuracy']:.3f} (misconception {report.get('in_group', float('nan')):.3f}, "
+        f"other {report.get('out_group', float('nan')):.3f})"
+    )
+    return report
+
+
+def _load(path: Path) -> list:
+    from swirl_agents.store import load_trajectories
+
+    return list(load_trajectories(path))
+
+
+def _samples(path: Path, sample: int) -> list:
+    """The trajectories of one sample index, in task order (a stable training set)."""
+    return sorted((t for t in _load(path) if t.sample == sample), key=lambda t: t.key)
