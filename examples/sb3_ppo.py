@@ -44,6 +44,8 @@ class Args:
     """actions to choose from at each step"""
     dim: int = 64
     """size of each hashed text vector"""
+    embed_candidates: bool = False
+    """also give the policy each candidate's hashed vector (slower to learn on these envs)"""
     num_envs: int = 4
     """environments stepped together during training"""
     total_timesteps: int = 20_000
@@ -66,7 +68,8 @@ def make_env(args: Args, split: str) -> gym.Env:
     """A candidate-choice env with vector observations on one split."""
     num_tasks = args.train_tasks if split == "train" else args.test_tasks
     env = gym.make(args.env_id, split=split, num_tasks=num_tasks, **json.loads(args.env_kwargs))
-    return VectorObservation(CandidateActions(env, args.num_candidates), dim=args.dim)
+    chooser = CandidateActions(env, args.num_candidates)
+    return VectorObservation(chooser, dim=args.dim, embed_candidates=args.embed_candidates)
 
 
 def train(args: Args) -> PPO:
@@ -139,7 +142,10 @@ def parse_args(argv: Sequence[str] | None) -> Args:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for field in dataclasses.fields(Args):
         flag = "--" + field.name.replace("_", "-")
-        parser.add_argument(flag, type=type(field.default), default=field.default)
+        if isinstance(field.default, bool):
+            parser.add_argument(flag, action="store_true")
+        else:
+            parser.add_argument(flag, type=type(field.default), default=field.default)
     args = Args(**vars(parser.parse_args(argv)))
     if args.algo not in ("maskable-ppo", "ppo"):
         parser.error(f"--algo must be maskable-ppo or ppo, got {args.algo!r}")

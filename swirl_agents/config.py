@@ -61,7 +61,10 @@ class FamilyConfig:
         name: Short label used in paths and tables (``math``, ``hop``).
         env_id: Registered gymnasium id.
         env_kwargs: Settings passed to the env (the split and size are set per stage).
-        train_tasks: Training questions (SWiRL samples ``generate.samples`` per question).
+        train_split: The env's training split.
+        test_split: The env's held-out split (``test``; ``dev`` for HotPotQA).
+        train_tasks: Training questions (SWiRL samples ``generate.samples`` per question);
+            generated envs make this many, data envs use their first this many.
         test_tasks: Held-out questions evaluated.
         confusions: The warm-up's systematic misconceptions: for SynthMath a phrasing key
             mapped to the operator it is wrongly read as, for SynthHop a relation mapped
@@ -72,6 +75,8 @@ class FamilyConfig:
     name: str = ""
     env_id: str = ""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    train_split: str = "train"
+    test_split: str = "test"
     train_tasks: int = 2000
     test_tasks: int = 300
     confusions: dict[str, str] = field(default_factory=dict)

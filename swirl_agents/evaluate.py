@@ -50,6 +50,7 @@ def evaluate_model(
     batch_size: int = 64,
     max_new_tokens: int = 48,
     device: str | None = None,
+    num_tasks: int | None = None,
     group: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """Roll out one episode per test task with the model and report its accuracy.
@@ -63,6 +64,7 @@ def evaluate_model(
         batch_size: Live episodes per batched generate call.
         max_new_tokens: Longest action in tokens.
         device: Torch device; the local GPU when None and one exists.
+        num_tasks: Evaluate the first ``num_tasks`` tasks only (all by default).
         group: Predicate on task metadata for the split accuracy.
     """
     from swirl_agents.policies import SamplingSettings
@@ -73,7 +75,9 @@ def evaluate_model(
     sampling = SamplingSettings(temperature=temperature, max_new_tokens=max_new_tokens)
     policy = HFPolicy.from_pretrained(str(model_path), device=device, sampling=sampling)
     with TrajectoryStore(store_path) as store:
-        rollout(env, policy, batch_size=batch_size, seed=seed, store=store, keep=False)
+        rollout(
+            env, policy, batch_size=batch_size, seed=seed, num_tasks=num_tasks, store=store, keep=False
+        )
     report = accuracy_report(load_trajectories(store_path), group)
     report.update(model=str(model_path), temperature=temperature)
     return report

@@ -74,26 +74,45 @@ def run_stage(
 
 
 def make_env(family: FamilyConfig, split: str, num_tasks: int, seed: int):
-    """The family's env for one split, with ``num_tasks`` questions generated from ``seed``."""
+    """The family's env for one split.
+
+    A generated env (one that takes ``num_tasks``) makes ``num_tasks`` questions from
+    ``seed``; a data env loads its split, and the stages use its first ``num_tasks``.
+    """
+    import inspect
+
     import gymnasium as gym
 
     import swirl_envs  # noqa: F401  (registers the env ids)
 
-    return gym.make(
-        family.env_id, split=split, num_tasks=num_tasks, seed=seed, **family.env_kwargs
-    )
+    entry = gym.spec(family.env_id).entry_point
+    cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    generated = "num_tasks" in inspect.signature(cls).parameters
+    extra = {"num_tasks": num_tasks, "seed": seed} if generated else {}
+    return gym.make(family.env_id, split=split, **extra, **family.env_kwargs)
 
 
 def generate(
-    env, policy, path: str | os.PathLike, *, samples: int, seed: int, batch_size: int
+    env,
+    policy,
+    path: str | os.PathLike,
+    *,
+    samples: int,
+    seed: int,
+    batch_size: int,
+    num_tasks: int | None = None,
 ) -> dict[str, Any]:
-    """Roll out ``samples`` episodes per task into the store at ``path`` (skipping stored ones)."""
+    """Roll out ``samples`` episodes per task (of the first ``num_tasks``) into the store at ``path``.
+
+    Episodes already in the store are skipped, so a killed generation resumes.
+    """
     from swirl_agents.rollout import rollout
     from swirl_agents.store import TrajectoryStore
 
     with TrajectoryStore(path) as store:
         result = rollout(
-            env, policy, samples=samples, batch_size=batch_size, seed=seed, store=store, keep=False
+            env, policy, samples=samples, batch_size=batch_size, seed=seed, num_tasks=num_tasks,
+            store=store, keep=False,
         )
         total = len(store)
     return {"episodes": total, "summary": f"{total} trajectories; {result.summary.format()}"}

@@ -99,7 +99,9 @@ class RemoteEnv(gym.Env[Any, Any]):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Send one action and return what the remote env answered."""
-        reply = self._request("POST", f"/sessions/{self.session_id}/step", {"action": _plain(action)})
+        reply = self._request(
+            "POST", f"/sessions/{self.session_id}/step", {"action": _plain(action)}
+        )
         self._last_observation = self._observation(reply["observation"])
         return (
             self._last_observation,

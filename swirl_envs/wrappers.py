@@ -63,17 +63,23 @@ SLOT_FEATURES = (
 class PolicyLike(Protocol):
     """Anything that maps a batch of observations to a batch of action strings."""
 
-    def __call__(self, observations: list[str]) -> list[str]: ...  # noqa: D102
+    def __call__(self, observations: list[str]) -> list[str]:
+        """Return one action string per observation."""
+        ...
 
 
 class GoldPathCandidates:
     """Candidates from the task's gold path: the next expert action plus wrong ones.
 
     The correct candidate is the first gold action the episode has not taken yet.
-    Distractors are other gold actions of the same task (repeats of done steps and
-    steps that are not due yet) and gold actions of other tasks of the env (wrong
-    tool calls and wrong answers). The list is shuffled with the env's RNG, so the
-    slot of the correct action carries no information and a seed fixes everything.
+    Distractors are the task's other gold tool calls (repeats of done steps, steps not
+    due yet) and gold actions of other tasks of the env (wrong tool calls and wrong
+    answers). No distractor is a right answer: neither this task's own answer before
+    it is due (a lucky early pick would win) nor another task's answer that the env's
+    scorer accepts for this one. The list is shuffled with the env's RNG, so the slot
+    of the correct action carries no information and a seed fixes everything.
+
+    Works on a ``SwirlEnv`` (it reads ``task``, ``tasks``, ``tools`` and ``scorer``).
 
     Args:
         num_candidates: How many actions to propose (fewer when too few distinct ones exist).
@@ -109,7 +115,11 @@ class GoldPathCandidates:
             other = tasks[int(rng.integers(len(tasks)))]
             other_gold = _gold_actions(other)
             action = other_gold[int(rng.integers(len(other_gold)))]
-            if other.id != base.task.id and action not in chosen and not _is_right_answer(base, action):
+            if (
+                other.id != base.task.id
+                and action not in chosen
+                and not _is_right_answer(base, action)
+            ):
                 chosen.append(action)
         return [chosen[i] for i in rng.permutation(len(chosen))]
 
@@ -235,11 +245,15 @@ class TextHasher:
         """Return the ``float32`` vector of ``text`` (all zeros for a text without terms)."""
         terms = self.tokenizer(text)
         grams = [
-            " ".join(terms[i : i + n]) for n in range(1, self.ngrams + 1) for i in range(len(terms) - n + 1)
+            " ".join(terms[i : i + n])
+            for n in range(1, self.ngrams + 1)
+            for i in range(len(terms) - n + 1)
         ]
         vector = np.zeros(self.dim, dtype=np.float64)
         if grams:
-            hashes = np.fromiter((_crc32(gram) for gram in grams), dtype=np.uint64, count=len(grams))
+            hashes = np.fromiter(
+                (_crc32(gram) for gram in grams), dtype=np.uint64, count=len(grams)
+            )
             signs = np.where(hashes >> np.uint64(31) & np.uint64(1), -1.0, 1.0)
             vector = np.bincount((hashes % np.uint64(self.dim)).astype(np.intp), signs, self.dim)
         norm = np.linalg.norm(vector)
@@ -360,7 +374,9 @@ def _is_answer(base: Any, action: str) -> bool:
 def _is_right_answer(base: Any, action: str) -> bool:
     """True for an answer that the env's scorer accepts for the current task."""
     parsed = parse_action(action, getattr(base, "tools", ()))
-    return isinstance(parsed, FinalAnswer) and base.scorer(parsed.text, base.task.answers)["score"] > 0
+    return (
+        isinstance(parsed, FinalAnswer) and base.scorer(parsed.text, base.task.answers)["score"] > 0
+    )
 
 
 def _find_wrapper(env: gym.Env, kind: type[gym.Wrapper]) -> Any:

@@ -78,29 +78,35 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("swirl judge: give --process, --outcome or both")
     if args.chunk < 1:
         raise SystemExit("swirl judge: --chunk must be at least 1")
+    if args.env_kwargs is not None and not args.env:
+        raise SystemExit("swirl judge: --env-kwargs goes with --env")
     trajectories = list(load_trajectories(args.input))
     factory = _JudgeFactory(args)
     cache = None if args.no_cache else JudgementCache(args.cache or f"{args.out}.cache.sqlite")
     totals = _Totals()
-    with TrajectoryStore(args.out) as store:
-        todo = [t for t in trajectories if t.key not in store]
-        skipped = len(trajectories) - len(todo)
-        for start in range(0, len(todo), args.chunk):
-            chunk = todo[start : start + args.chunk]
-            judged = {}
-            for env_key, items in _by_env(chunk, args).items():
-                process, outcome = factory.judges(env_key)
-                for item in judge_trajectories(items, process, outcome, cache):
-                    judged[item.trajectory.key] = item
-            ordered = [judged[t.key] for t in chunk]
-            store.append(item.to_trajectory() for item in ordered)
-            totals.add(ordered)
-            print(f"judged {start + len(chunk)}/{len(todo)} trajectories", flush=True)
-    factory.close()
-    print(totals.summary(len(todo), skipped))
+    try:
+        with TrajectoryStore(args.out) as store:
+            todo = [t for t in trajectories if t.key not in store]
+            for start in range(0, len(todo), args.chunk):
+                chunk = todo[start : start + args.chunk]
+                judged = {}
+                for env_key, items in _by_env(chunk, args).items():
+                    process, outcome = factory.judges(env_key)
+                    for item in judge_trajectories(items, process, outcome, cache):
+                        judged[item.trajectory.key] = item
+                ordered = [judged[t.key] for t in chunk]
+                store.append(item.to_trajectory() for item in ordered)
+                totals.add(ordered)
+                print(f"judged {start + len(chunk)}/{len(todo)} trajectories", flush=True)
+    except ValueError as error:  # wrong env for the tasks, no programmatic rule, bad data
+        raise SystemExit(f"swirl judge: {error}") from error
+    finally:
+        factory.close()
+        if cache is not None:
+            cache.close()
+    print(totals.summary(len(todo), len(trajectories) - len(todo)))
     if cache is not None:
         print(f"cache {cache.path}: {cache.hits} hits, {cache.misses} misses")
-        cache.close()
     return 0
 
 
@@ -185,34 +191,31 @@ class _JudgeFactory:
         """The paper's search/QA or math prompt (``auto``: math for calculator envs), or a file."""
         from dataclasses import replace
 
-        from swirl_agents.judges import (
+        from swirl_agents.judges.prompts import (
             MATH_OUTCOME_PROMPT,
             MATH_PROCESS_PROMPT,
             OUTCOME_PROMPT,
             PROCESS_PROMPT,
+            default_prompts,
         )
 
+        key = f"{kind}_prompt"
+        choice = getattr(self.args, key)
+        if choice == "auto":
+            return {key: default_prompts(self._env(env_key))[key]}
         text_prompt, math_prompt = {
             "process": (PROCESS_PROMPT, MATH_PROCESS_PROMPT),
             "outcome": (OUTCOME_PROMPT, MATH_OUTCOME_PROMPT),
         }[kind]
-        choice = getattr(self.args, f"{kind}_prompt")
-        if choice == "auto":
-            return {f"{kind}_prompt": math_prompt if self._is_math(env_key) else text_prompt}
         if choice in ("qa", "search", "math"):
-            return {f"{kind}_prompt": math_prompt if choice == "math" else text_prompt}
+            return {key: math_prompt if choice == "math" else text_prompt}
         try:
             text = Path(choice).read_text(encoding="utf-8")
         except OSError as error:
             raise SystemExit(
                 f"swirl judge: cannot read --{kind}-prompt {choice!r}: {error}"
             ) from None
-        return {f"{kind}_prompt": replace(text_prompt, template=text, direct_template=text)}
-
-    def _is_math(self, env_key: tuple[str, str]) -> bool:
-        from swirl_envs.tools.calculator import Calculator
-
-        return any(isinstance(tool, Calculator) for tool in self._env(env_key).tools)
+        return {key: replace(text_prompt, template=text, direct_template=text)}
 
     def _env(self, env_key: tuple[str, str]) -> Any:
         if env_key not in self._envs:

@@ -71,8 +71,8 @@ def run_family(
 ) -> dict[str, Any]:
     """All stages of one family and seed; returns ``{"eval": ..., "stages": ...}``."""
     device = config.device or None
-    train_env = make_env(family, "train", family.train_tasks, seed)
-    test_env = make_env(family, "test", family.test_tasks, seed + _TEST_SEED_OFFSET)
+    train_env = make_env(family, family.train_split, family.train_tasks, seed)
+    test_env = make_env(family, family.test_split, family.test_tasks, seed + _TEST_SEED_OFFSET)
     stage = functools.partial(_stage, folder, family.name, log)
     common = {
         "batch_size": config.train.batch_size,
@@ -91,7 +91,10 @@ def run_family(
         expert = _expert(family, train_env, config)
         stages["warmup-data"] = stage(
             "warmup-data",
-            lambda: generate(train_env, expert, warm, samples=2, seed=seed, batch_size=256),
+            lambda: generate(
+                train_env, expert, warm, samples=2, seed=seed, batch_size=256,
+                num_tasks=family.train_tasks,
+            ),
         )
         stages["init"] = stage("init", lambda: _build_tiny(config, train_env, folder / "init", seed))
         warmup = {
@@ -117,6 +120,7 @@ def run_family(
         lambda: generate(
             train_env, sampler(), samples,
             samples=config.generate.samples, seed=seed, batch_size=config.generate.batch_size,
+            num_tasks=family.train_tasks,
         ),
     )  # fmt: skip
     judged = folder / "judge"
@@ -166,7 +170,8 @@ def run_family(
             evaluations.setdefault(name, {})[f"{temperature:g}"] = stage(
                 f"eval/{label}",
                 functools.partial(
-                    _evaluate, path, test_env, temperature, folder / "eval" / label, seed, config, device, group
+                    _evaluate, path, test_env, temperature, folder / "eval" / label, seed, config, device,
+                    family.test_tasks, group,
                 ),
             )
     return {"eval": evaluations, "stages": stages}
@@ -215,13 +220,15 @@ def _model_policy(path: str, temperature: float, config: RunConfig, device: str 
     return HFPolicy.from_pretrained(path, device=device, sampling=sampling)
 
 
-def _evaluate(path, env, temperature, folder: Path, seed, config: RunConfig, device, group) -> dict:
+def _evaluate(
+    path, env, temperature, folder: Path, seed, config: RunConfig, device, num_tasks, group
+) -> dict:
     from swirl_agents.evaluate import evaluate_model
 
     report = evaluate_model(
         path, env, temperature=temperature, store_path=folder / "trajectories.jsonl", seed=seed,
         batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
-        device=device, group=group,
+        device=device, num_tasks=num_tasks, group=group,
     )  # fmt: skip
     report["summary"] = (
         f"accuracy {report['accuracy']:.3f} (misconception {report.get('in_group', float('nan')):.3f}, "

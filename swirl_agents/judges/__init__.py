@@ -16,6 +16,7 @@ from swirl_agents.judges.prompts import (
     OUTCOME_PROMPT,
     PROCESS_PROMPT,
     JudgePrompt,
+    default_prompts,
     parse_verdict,
 )
 from swirl_agents.judges.trajectories import (
@@ -42,6 +43,7 @@ __all__ = [
     "ProcessQuery",
     "ProgrammaticJudge",
     "confusion",
+    "default_prompts",
     "judge_agreement",
     "judge_trajectories",
     "outcome_query",

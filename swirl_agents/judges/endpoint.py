@@ -117,12 +117,12 @@ class EndpointJudge:
     def judge_process(self, queries: Sequence[ProcessQuery]) -> list[Judgement]:
         """Judge each step from its state and action (the gold answer is never sent)."""
         prompt = self.prompts["process"]
-        texts = [
-            prompt.render(
-                **process_fields(q.question, keep_tail(q.state, self.max_state_chars), q.action)
-            )
-            for q in queries
-        ]
+        texts = []
+        for query in queries:
+            # The question is read from the whole state, before its start is cut away.
+            fields = process_fields(query.question, query.state, query.action)
+            fields["state"] = keep_tail(query.state, self.max_state_chars)
+            texts.append(prompt.render(**fields))
         return self._judge(prompt, texts)
 
     def judge_outcome(self, queries: Sequence[OutcomeQuery]) -> list[Judgement]:

@@ -22,6 +22,7 @@ keeping the instructions, the most recent context and the whole action.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,8 +55,9 @@ class HFJudge:
     """A process and outcome judge running a local causal LM.
 
     Args:
-        model: A path loadable by ``AutoModelForCausalLM.from_pretrained``, or a model
-            already loaded (then ``tokenizer`` is required).
+        model: A path loadable by ``AutoModelForCausalLM.from_pretrained`` (loaded in
+            bf16 on CUDA, fp32 on CPU, in eval mode), or a model already loaded, used
+            as it is: on its device, in its mode (``tokenizer`` is then required).
         tokenizer: The tokenizer; loaded from ``model`` when it is a path.
         mode: ``"generate"`` (parse the verdict from text) or ``"logits"`` (soft score
             from the next-token logits).
@@ -69,7 +71,7 @@ class HFJudge:
             Default: the model's context length minus the generation budget.
         threshold: In ``"logits"`` mode, the score at or above which a verdict is good.
         chat: Wrap prompts in the tokenizer's chat template; default: when it has one.
-        device: Torch device; default CUDA when available, else CPU.
+        device: Torch device to load a path onto; default CUDA when available, else CPU.
         name: The judge's name; default ``"hf:<path>"``.
     """
 
@@ -98,17 +100,19 @@ class HFJudge:
             raise ValueError("batch_size and max_new_tokens must be at least 1")
         process_prompt.check_fields(PROCESS_FIELDS)
         outcome_prompt.check_fields(OUTCOME_FIELDS)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(model, str | Path):
             self.name = name or f"hf:{model}"
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
             dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
-            model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(self.device).eval()
         elif tokenizer is None:
             raise ValueError("a loaded model needs its tokenizer")
         else:
             self.name = name or f"hf:{getattr(model, 'name_or_path', type(model).__name__)}"
-        self.model = model.to(self.device).eval()
+            self.device = next(model.parameters()).device
+        self.model = model
+        self._keeps_last_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.tokenizer = tokenizer
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -272,9 +276,11 @@ class HFJudge:
         mask = inputs["attention_mask"]
         # Left padding shifts positions unless they are counted from each row's first token.
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        # Only the last position's logits are needed; skip the LM head elsewhere when we can.
+        extra = {"logits_to_keep": 1} if self._keeps_last_logits else {}
         with torch.no_grad():
             logits = self.model(
-                input_ids=inputs["input_ids"], attention_mask=mask, position_ids=positions
+                input_ids=inputs["input_ids"], attention_mask=mask, position_ids=positions, **extra
             ).logits[:, -1, :]
         pair = torch.stack([logits[:, positive], logits[:, negative]], dim=-1).float()
         scores = torch.softmax(pair, dim=-1)[:, 0].tolist()

@@ -29,6 +29,7 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 PROCESS_FIELDS = frozenset({"question", "state", "action"})
 OUTCOME_FIELDS = frozenset({"question", "answers", "prediction"})
@@ -136,6 +137,22 @@ MATH_OUTCOME_PROMPT = _outcome_prompt(
     'and "$10.00" are all equivalent.'
 )
 """Outcome judge for math (the paper's calculator outcome prompt)."""
+
+
+def default_prompts(env: Any) -> dict[str, JudgePrompt]:
+    """The paper's prompts for ``env``: the math ones when it has a calculator, else search/QA.
+
+    Returns:
+        ``{"process_prompt": ..., "outcome_prompt": ...}``, keyword arguments of the
+        model judges (``HFJudge``, ``EndpointJudge``).
+    """
+    from swirl_envs.tools.calculator import Calculator
+
+    tools = getattr(env, "unwrapped", env).tools
+    if any(isinstance(tool, Calculator) for tool in tools):
+        return {"process_prompt": MATH_PROCESS_PROMPT, "outcome_prompt": MATH_OUTCOME_PROMPT}
+    return {"process_prompt": PROCESS_PROMPT, "outcome_prompt": OUTCOME_PROMPT}
+
 
 _QUESTION_LINE = re.compile(r"^Question: (.+)$", re.M)
 

@@ -19,6 +19,7 @@ guaranteed in bfloat16 on CUDA).
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -27,13 +28,16 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    DynamicCache,
     GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
+    StaticCache,
     TemperatureLogitsWarper,
     TopPLogitsWarper,
 )
+from transformers.cache_utils import DynamicLayer, StaticLayer
 
 from swirl_agents.policies.base import (
     Observation,
@@ -44,6 +48,8 @@ from swirl_agents.policies.base import (
 )
 
 PromptFormat = Literal["auto", "text", "chat"]
+MIN_SHARED_PREFIX = 16
+"""Shortest common token prefix worth computing once for a whole batch."""
 
 
 class HFPolicy:
@@ -55,6 +61,9 @@ class HFPolicy:
         sampling: Temperature (0 for greedy), top-p, max new tokens and stop strings.
         prompt_format: ``"text"`` (the transcript), ``"chat"`` (the messages through
             the chat template) or ``"auto"`` (chat when the tokenizer has a template).
+        prefix_cache: Compute the prompt prefix that every row of a batch shares (the
+            system prompt) once, in a static KV cache, instead of once per row. Used
+            only where the model's cache is the plain full-attention kind.
         name: Shown in stored trajectories; defaults to the model's path.
     """
 
@@ -65,6 +74,7 @@ class HFPolicy:
         *,
         sampling: SamplingSettings | None = None,
         prompt_format: PromptFormat = "auto",
+        prefix_cache: bool = True,
         name: str | None = None,
     ):
         if prompt_format not in ("auto", "text", "chat"):
@@ -80,6 +90,9 @@ class HFPolicy:
         self.sampling = sampling or SamplingSettings()
         self.chat = prompt_format == "chat" or (prompt_format == "auto" and has_template)
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self.prefix_cache = prefix_cache and _has_plain_cache(model)
+        parameters = inspect.signature(model.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self.stats = PolicyStats()
 
     @classmethod
@@ -117,6 +130,7 @@ class HFPolicy:
             "max_new_tokens": self.sampling.max_new_tokens,
             "stop": list(self.sampling.stop),
             "prompt_format": "chat" if self.chat else "text",
+            "prefix_cache": self.prefix_cache,
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "device": str(self.model.device),
         }
@@ -127,22 +141,33 @@ class HFPolicy:
         if not observations:
             return []
         started = time.perf_counter()
-        inputs = self._encode(observations).to(self.model.device)
+        rows = self._tokenize(observations)
         stop = self.sampling.stop_strings(observations)
+        prefix = shared_prefix_length(rows) if self.prefix_cache and len(rows) > 1 else 0
+        if prefix < MIN_SHARED_PREFIX:
+            prefix = 0
+        input_ids, attention_mask = layout_rows(rows, prefix, self.tokenizer.pad_token_id)
+        input_ids = input_ids.to(self.model.device)
+        attention_mask = attention_mask.to(self.model.device)
+        cache = {}
+        if prefix:
+            total = input_ids.shape[1] + self.sampling.max_new_tokens
+            cache[self._cache_argument] = self._prefilled_cache(input_ids[:1, :prefix], len(rows), total)
         output = self.model.generate(
-            **inputs,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
             generation_config=self._generation_config(stop),
             logits_processor=self._sampler(observations),
             tokenizer=self.tokenizer if stop else None,
+            **cache,
         )
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        new_tokens = output[:, input_ids.shape[1] :]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         generated = int((new_tokens != self.tokenizer.pad_token_id).sum())
-        prompt = int(inputs["attention_mask"].sum())
-        self.stats.record(started, len(observations), prompt, generated)
+        self.stats.record(started, len(rows), sum(map(len, rows)), generated)
         return [cut_at_stop(text, stop) for text in texts]
 
-    def _encode(self, observations: Sequence[Observation]):
+    def _tokenize(self, observations: Sequence[Observation]) -> list[list[int]]:
         if self.chat:
             prompts = [
                 self.tokenizer.apply_chat_template(
@@ -151,10 +176,19 @@ class HFPolicy:
                 for o in observations
             ]
             # The template writes the special tokens itself.
-            return self.tokenizer(
-                prompts, return_tensors="pt", padding=True, add_special_tokens=False
-            )
-        return self.tokenizer([o.text for o in observations], return_tensors="pt", padding=True)
+            return self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        return self.tokenizer([o.text for o in observations])["input_ids"]
+
+    def _prefilled_cache(self, prefix: torch.Tensor, batch: int, length: int) -> StaticCache:
+        """A static KV cache for ``batch`` rows whose first positions hold ``prefix``, computed once."""
+        shared = DynamicCache(config=self.model.config)
+        self.model(input_ids=prefix, use_cache=True, **{self._cache_argument: shared})
+        cache = StaticCache(config=self.model.config, max_cache_len=length)
+        for index, layer in enumerate(shared.layers):
+            keys = layer.keys.expand(batch, -1, -1, -1)
+            values = layer.values.expand(batch, -1, -1, -1)
+            cache.update(keys, values, index)
+        return cache
 
     def _generation_config(self, stop: list[str]) -> GenerationConfig:
         # Built from scratch so that a checkpoint's own defaults (top_k, repetition
@@ -199,3 +233,44 @@ class _PerRowSampler(LogitsProcessor):
         )
         gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20, max=1 - 1e-7)))
         return scores + gumbel
+
+
+def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix common to every row, leaving each row at least one token."""
+    limit = min(len(row) for row in rows) - 1
+    first = rows[0]
+    length = 0
+    while length < limit and all(row[length] == first[length] for row in rows):
+        length += 1
+    return length
+
+
+def layout_rows(
+    rows: Sequence[Sequence[int]], prefix: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch token rows as ``shared prefix | padding | own suffix`` with an attention mask.
+
+    With ``prefix == 0`` this is plain left padding. Padding after the prefix keeps
+    the prefix at the same positions in every row, so its keys and values are the
+    same for all rows; position ids follow the mask, so each row sees exactly the
+    positions it would see alone.
+    """
+    width = max(len(row) for row in rows)
+    ids, mask = [], []
+    for row in rows:
+        padding = width - len(row)
+        ids.append([*row[:prefix], *[pad_id] * padding, *row[prefix:]])
+        mask.append([1] * prefix + [0] * padding + [1] * (len(row) - prefix))
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
+
+
+def _has_plain_cache(model: PreTrainedModel) -> bool:
+    """True when the model's KV cache is full attention in every layer (no sliding window)."""
+    try:
+        dynamic = DynamicCache(config=model.config)
+        static = StaticCache(config=model.config, max_cache_len=1)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return all(type(layer) is DynamicLayer for layer in dynamic.layers) and all(
+        type(layer) is StaticLayer for layer in static.layers
+    )

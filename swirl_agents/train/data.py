@@ -77,6 +77,21 @@ class Batch:
         """Real (non-padding) tokens."""
         return int(self.attention_mask.sum())
 
+    def trained_positions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The positions where some row has a trained label, and the labels and action index there.
+
+        Passed to the model as ``logits_to_keep``, they keep the LM head off the prompt
+        and the tool results. With nothing to train, the last position is kept so the
+        forward pass still has an output.
+
+        Returns:
+            ``keep`` ``(P,)``, and ``labels`` and ``action_index`` sliced to ``(B, P)``.
+        """
+        keep = (self.action_index >= 0).any(dim=0).nonzero().squeeze(1)
+        if not keep.numel():
+            keep = torch.tensor([self.input_ids.shape[1] - 1], device=self.input_ids.device)
+        return keep, self.labels[:, keep], self.action_index[:, keep]
+
 
 def collate(examples: Sequence[TrainExample], pad_id: int) -> Batch:
     """Right-pad examples into a ``Batch``; actions are numbered across the batch in order."""

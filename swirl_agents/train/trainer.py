@@ -225,36 +225,49 @@ class Trainer:
 
     def _loss(self, batch: Batch, units: float) -> tuple[torch.Tensor, torch.Tensor]:
         reduction = self.config.reduction
-        with self._autocast():
-            logits = self.model(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
-            ).logits
-        nll = token_nll(logits, batch.labels, batch.action_index)
+        keep, labels, action_index = batch.trained_positions()
+        logits = self._logits(self.model, batch, keep)
+        nll = token_nll(logits, labels, action_index)
         loss = reduce_over_actions(
-            nll, batch.action_index, batch.weights, reduction=reduction, normalizer=units
+            nll, action_index, batch.weights, reduction=reduction, normalizer=units
         )
         kl = torch.zeros(())
         if self.config.kl_coef:
             kl = kl_penalty(
                 -nll,
-                self._reference_logprobs(batch),
-                batch.action_index,
+                self._reference_logprobs(batch, keep, labels, action_index),
+                action_index,
                 reduction=reduction,
                 normalizer=units,
             )
             loss = loss + self.config.kl_coef * kl
+        if not bool((action_index >= 0).any()):
+            # Nothing to learn here, but every process must still run a backward pass
+            # through the model so that the gradient reduction does not wait forever.
+            loss = loss + 0.0 * logits.sum()
         return loss, kl.detach()
 
-    @torch.no_grad()
-    def _reference_logprobs(self, batch: Batch) -> torch.Tensor:
-        inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    def _logits(self, model: nn.Module, batch: Batch, keep: torch.Tensor) -> torch.Tensor:
+        """``(B, len(keep), V)`` logits at the kept positions only: the LM head (the biggest
+        matrix for a large vocabulary) never runs on the prompt and the tool results."""
         with self._autocast():
-            if self.reference is not None:
-                logits = self.reference(**inputs, use_cache=False).logits
-            else:  # LoRA: the start model is the base model with the adapters switched off
-                with unwrap_model(self.model).disable_adapter():
-                    logits = self.model(**inputs, use_cache=False).logits
-        return -token_nll(logits, batch.labels, batch.action_index)
+            return model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                use_cache=False,
+                logits_to_keep=keep,
+            ).logits
+
+    @torch.no_grad()
+    def _reference_logprobs(
+        self, batch: Batch, keep: torch.Tensor, labels: torch.Tensor, action_index: torch.Tensor
+    ) -> torch.Tensor:
+        if self.reference is not None:
+            logits = self._logits(self.reference, batch, keep)
+        else:  # LoRA: the start model is the base model with the adapters switched off
+            with unwrap_model(self.model).disable_adapter():
+                logits = self._logits(self.model, batch, keep)
+        return -token_nll(logits, labels, action_index)
 
     def _sample(self, local: list[int]) -> tuple[list[TrainExample], dict[str, float]]:
         started = time.perf_counter()

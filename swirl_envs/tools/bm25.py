@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import array
 import os
-import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +45,11 @@ from swirl_envs.tools.retriever import Hit, Retriever
 from swirl_envs.tools.tokenize import Tokenizer, default_tokenizer, normalize_title, tokenizer_name
 
 FORMAT_VERSION = 1
+# Sum query scores densely when postings * _DENSE_RATIO >= passages (else sort them):
+# the measured break-even of np.bincount over all passages versus np.unique.
+_DENSE_RATIO = 32
+# Queries per sparse product in search_many (bounds the memory of the product).
+_BATCH_QUERIES = 64
 
 
 class BM25Index(Retriever):
@@ -93,7 +97,6 @@ class BM25Index(Retriever):
         self._mmap = False
         self._build([f"{p.title} {p.text}" for p in self.passages])
         self._titles: tuple[StringTable, np.ndarray] | None = None
-        self._local = threading.local()
 
     # building
 
@@ -124,8 +127,10 @@ class BM25Index(Retriever):
         del ones, rows, columns, term_ids
         counts.sum_duplicates()  # also sorts each term's passages
         self._terms: dict[str, int] | StringTable = {term: i for i, term in enumerate(terms)}
-        self._indptr = counts.indptr.astype(np.int64)
-        self._docs = counts.indices.astype(np.int32)
+        # One index dtype for both, so that scipy can wrap them without copying.
+        index_dtype = np.int32 if counts.nnz < 2**31 else np.int64
+        self._indptr = counts.indptr.astype(index_dtype)
+        self._docs = counts.indices.astype(index_dtype)
         self._weights = self._bm25_weights(counts, lengths)
 
     def _bm25_weights(self, counts: scipy.sparse.csc_matrix, lengths: np.ndarray) -> np.ndarray:
@@ -152,7 +157,38 @@ class BM25Index(Retriever):
         """Return up to ``k`` passages with a positive score, best first, ties in passage order."""
         if k < 1:
             return []
-        docs, scores = self._score(*self._query_terms(query))
+        return self._top(*self._score(*self._query_terms(query)), k)
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        """Search a batch: one sparse product (queries x terms) @ (terms x passages) per chunk.
+
+        Gives exactly ``[self.search(q, k) for q in queries]`` (scores summed in
+        the same order), with one pass over the postings per chunk instead of
+        several numpy calls per query. Identical queries are searched once.
+        """
+        unique = list(dict.fromkeys(queries)) if k >= 1 else []
+        found: dict[str, list[Hit]] = {}
+        postings = scipy.sparse.csr_matrix(
+            (self._weights, self._docs, self._indptr), shape=(len(self._indptr) - 1, len(self))
+        )
+        for start in range(0, len(unique), _BATCH_QUERIES):
+            chunk = unique[start : start + _BATCH_QUERIES]
+            terms = [self._query_terms(query) for query in chunk]
+            rows = np.cumsum([0] + [len(ids) for ids, _ in terms])
+            ids = np.concatenate([ids for ids, _ in terms])
+            counts = np.concatenate([counts for _, counts in terms])
+            queries_by_terms = scipy.sparse.csr_matrix(
+                (counts, ids.astype(self._indptr.dtype), rows.astype(self._indptr.dtype)),
+                shape=(len(chunk), postings.shape[0]),
+            )
+            product = queries_by_terms @ postings
+            for row, query in enumerate(chunk):
+                span = slice(product.indptr[row], product.indptr[row + 1])
+                found[query] = self._top(product.indices[span], product.data[span], k)
+        return [list(found.get(query, [])) for query in queries]
+
+    def _top(self, docs: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
+        """The ``k`` best positive-scoring candidates, ties in passage order."""
         positive = scores > 0
         docs, scores = docs[positive], scores[positive]
         if len(scores) > k:
@@ -187,42 +223,39 @@ class BM25Index(Retriever):
                 counts[term] += 1
             elif len(counts) < self.max_query_terms:
                 counts[term] = 1
-        found = [(self._terms.get(term, -1), count) for term, count in counts.items()]
+        # Sorted by term id: every code path then sums a passage's score in one order.
+        found = sorted((self._terms.get(term, -1), count) for term, count in counts.items())
         found = [(term, count) for term, count in found if term >= 0]
         ids = np.array([term for term, _ in found], dtype=np.int64)
         return ids, np.array([count for _, count in found], dtype=np.float64)
 
     def _score(self, ids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The passages that contain any query term, and their BM25 scores.
+        """Candidate passages for the query terms and their BM25 scores.
 
-        Scores accumulate in a dense per-thread buffer, one term at a time (a term
-        lists each passage once, so fancy-index addition is exact), which costs
-        O(postings) with no sort. Reading a passage's score zeroes it, so a
-        passage found through several terms is reported once (its later reads are
-        0, dropped with the other non-positive scores) and the buffer is clean for
-        the next query.
+        Every passage with a positive score is a candidate; others may be too.
+        Each passage's score is summed in query-term order, so passages with
+        equal statistics get bit-identical scores (a tie, broken by index).
         """
         spans = [(self._indptr[term], self._indptr[term + 1]) for term in ids]
-        if not spans:
-            return np.empty(0, dtype=np.int32), np.empty(0)
-        if len(spans) == 1:
-            start, end = spans[0]
-            return self._docs[start:end], self._weights[start:end] * counts[0]
-        buffer = self._buffer()
-        for (start, end), count in zip(spans, counts, strict=True):
-            buffer[self._docs[start:end]] += self._weights[start:end] * count
-        found = []
-        for start, end in spans:
-            docs = self._docs[start:end]
-            found.append((docs, buffer[docs]))
-            buffer[docs] = 0.0
-        return np.concatenate([d for d, _ in found]), np.concatenate([s for _, s in found])
-
-    def _buffer(self) -> np.ndarray:
-        buffer = getattr(self._local, "buffer", None)
-        if buffer is None:
-            buffer = self._local.buffer = np.zeros(len(self.passages))
-        return buffer
+        if len(spans) <= 1:
+            start, end = spans[0] if spans else (0, 0)
+            return self._docs[start:end], self._weights[start:end] * (counts[0] if spans else 0)
+        docs = np.concatenate([self._docs[start:end] for start, end in spans])
+        weights = np.concatenate(
+            [
+                self._weights[start:end] * count
+                for (start, end), count in zip(spans, counts, strict=True)
+            ]
+        )
+        n_passages = len(self.passages)
+        if len(docs) * _DENSE_RATIO >= n_passages:
+            # Many postings: a dense sum over all passages is O(passages + postings).
+            dense = np.bincount(docs, weights, minlength=n_passages)
+            found = np.flatnonzero(dense > 0)
+            return found, dense[found]
+        # Few postings: sorting them, O(postings log postings), is cheaper.
+        found, inverse = np.unique(docs, return_inverse=True)
+        return found, np.bincount(inverse, weights)
 
     def _score_of(self, docs: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """BM25 scores of the given (sorted) passages."""
@@ -299,7 +332,6 @@ class BM25Index(Retriever):
         index.tokenizer, index.params = tokenizer, dict(manifest["params"])
         index.max_query_terms = max_query_terms
         index._directory, index._mmap = directory, mmap
-        index._local = threading.local()
         tables = {}
         for name in ("terms", "title_keys", "titles", "texts", "ids"):
             tables[name] = StringTable(arrays[f"{name}.blob"], arrays[f"{name}.offsets"])
@@ -337,9 +369,7 @@ class BM25Index(Retriever):
                 "tokenizer": self.tokenizer,
                 "max_query_terms": self.max_query_terms,
             }
-        state = self.__dict__.copy()
-        del state["_local"]  # per-thread scratch buffers
-        return state
+        return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "directory" in state:
@@ -351,7 +381,6 @@ class BM25Index(Retriever):
             )
             state = loaded.__dict__
         self.__dict__.update(state)
-        self._local = threading.local()
 
     def __len__(self) -> int:
         return len(self.passages)

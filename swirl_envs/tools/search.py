@@ -125,7 +125,7 @@ class SearchTool(Tool):
         for query, task in calls:
             index = self._task_index(task)
             hits = [] if index is None else index.search(query, self.k)
-            ranked.append([] if index is None else self._title_first(index, query, hits))
+            ranked.append(hits if index is None else self._title_first(index, query, hits))
         return ranked
 
     def _title_first(self, retriever: Retriever, query: str, hits: list[Hit]) -> list[Hit]:

@@ -223,3 +223,13 @@ def test_judge_command_runs_a_local_model_judge_loaded_once(
     assert all(i.outcome.raw.startswith("P(YES)=") for i in judged if i.trajectory.terminated)
     assert "0 unparseable steps" in capsys.readouterr().out
     assert len(loads) == 1  # one model serves the process and the outcome judge
+
+
+def test_judge_command_names_tasks_from_another_env(tmp_path, noisy_trajectories):
+    out = str(tmp_path / "o.jsonl")
+    hop = ["--env", "swirl/SynthHop-v0", "--env-kwargs", '{"num_tasks": 3}']
+    argv = ["judge", "--in", str(noisy_trajectories), "--out", out, "--process", "programmatic"]
+    with pytest.raises(SystemExit, match="not among the programmatic judge's 3 tasks"):
+        run_command(judge_command, [*argv, *hop])
+    with pytest.raises(SystemExit, match="--env-kwargs goes with --env"):
+        run_command(judge_command, [*argv, "--env-kwargs", "{}"])

@@ -22,6 +22,7 @@ from swirl_agents.judges import (
     ProcessQuery,
     ProgrammaticJudge,
     confusion,
+    default_prompts,
     judge_agreement,
     judge_trajectories,
     parse_verdict,
@@ -263,10 +264,14 @@ def test_programmatic_outcome_treats_formatted_numbers_as_equal(math_env):
     assert [j.good for j in judge.judge_outcome(queries)] == [True, True, True, False, False]
 
 
-def test_programmatic_judge_names_an_unknown_task(math_env):
+def test_programmatic_judge_names_an_unknown_task_and_a_missing_rule(math_env):
     judge = ProgrammaticJudge.from_env(math_env)
     with pytest.raises(ValueError, match="'nope'"):
         judge.judge_process([ProcessQuery("nope", 0, "", "<answer>1</answer>")])
+    ruleless = ProgrammaticJudge({}, [], process_rule=None)
+    with pytest.raises(ValueError, match="no programmatic process rule"):
+        ruleless.judge_process([ProcessQuery("t", 0, "", "<answer>1</answer>")])
+    assert ruleless.judge_outcome([OutcomeQuery("t", "q", ("Paris",), "the Paris")])[0].good
 
 
 def test_noisy_oracle_mistakes_are_caught_where_the_value_changes(math_env):
@@ -600,3 +605,29 @@ def test_endpoint_judge_retries_and_a_dead_server_caches_nothing():
             with pytest.raises(PolicyError):
                 CachedJudge(judge, cache).judge_process(endpoint_queries()[:1])
         assert len(cache) == 0
+
+
+def test_default_prompts_follow_the_env_tools(math_env, hop_env):
+    assert default_prompts(math_env) == {
+        "process_prompt": MATH_PROCESS_PROMPT,
+        "outcome_prompt": MATH_OUTCOME_PROMPT,
+    }
+    assert default_prompts(hop_env) == {
+        "process_prompt": PROCESS_PROMPT,
+        "outcome_prompt": OUTCOME_PROMPT,
+    }
+
+
+def test_endpoint_judge_speaks_the_completions_api_for_base_models():
+    from swirl_agents.judges import EndpointJudge
+    from tests.agents.fault_server import FaultServer
+
+    with FaultServer(lambda body: " GOOD") as server:
+        with EndpointJudge(server.base_url, "base", api="completions", max_state_chars=50) as judge:
+            long_state = "Question: What is 2+2?\n" + "x" * 500
+            (result,) = judge.judge_process(
+                [ProcessQuery("t", 0, long_state, "<answer>4</answer>")]
+            )
+    assert result.good is True
+    prompt = server.requests[0]["prompt"]
+    assert "What is 2+2?" in prompt and "[...]\n" + "x" * 50 in prompt and "x" * 51 not in prompt

@@ -188,7 +188,7 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def hf_policy(path, **sampling):
+def hf_policy(path, prefix_cache=True, **sampling):
     """The tiny model as a text policy, its weights redrawn so that every token of context matters.
 
     At the default initialisation scale a random model's greedy output hardly depends
@@ -197,7 +197,9 @@ def hf_policy(path, **sampling):
     from swirl_agents.policies.hf import HFPolicy
 
     settings = SamplingSettings(**{"max_new_tokens": 12, **sampling})
-    policy = HFPolicy.from_pretrained(str(path), sampling=settings, prompt_format="text", device="cpu")
+    policy = HFPolicy.from_pretrained(
+        str(path), sampling=settings, prompt_format="text", device="cpu", prefix_cache=prefix_cache
+    )
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for parameter in policy.model.parameters():
@@ -212,18 +214,43 @@ def varied_observations(count: int = 6) -> list[Observation]:
     return [observe(MATH, i % 2, 100 + i, text) for i, text in enumerate(texts)]
 
 
+@pytest.mark.parametrize("prefix_cache", [True, False])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_hf_batched_generation_equals_one_by_one(tiny_path, temperature):
-    policy = hf_policy(tiny_path, temperature=temperature, stop=("</never>",))
+def test_hf_batched_generation_equals_one_by_one(tiny_path, temperature, prefix_cache, monkeypatch):
+    from swirl_agents.policies import hf
+    from swirl_agents.policies.hf import MIN_SHARED_PREFIX, shared_prefix_length
+
+    policy = hf_policy(tiny_path, prefix_cache, temperature=temperature, stop=("</never>",))
     observations = varied_observations()
+    assert policy.prefix_cache == prefix_cache
+    assert shared_prefix_length(policy._tokenize(observations)) >= MIN_SHARED_PREFIX
     batched = policy.act(observations)
     single = [policy.act([o])[0] for o in observations]
     assert batched == single
     assert len(set(batched)) == len(batched)
-    policy.tokenizer.padding_side = "right"  # the mistake this test exists to catch
+    layout = hf.layout_rows
+
+    def attend_to_padding(rows, prefix, pad_id):  # the mistake this test exists to catch
+        ids, mask = layout(rows, prefix, pad_id)
+        return ids, torch.ones_like(mask)
+
+    monkeypatch.setattr(hf, "layout_rows", attend_to_padding)
     assert policy.act(observations) != single
     assert policy.stats.actions == 3 * len(observations)
     assert policy.stats.completion_tokens > 0 and policy.stats.tokens_per_second > 0
+
+
+def test_rows_share_their_prefix_positions_and_keep_their_own_tokens():
+    from swirl_agents.policies.hf import layout_rows, shared_prefix_length
+
+    rows = [[1, 2, 3, 4, 5], [1, 2, 3, 9], [1, 2, 7]]
+    assert shared_prefix_length(rows) == 2
+    assert shared_prefix_length([[1, 2, 3]]) == 2  # one token is always left to generate from
+    ids, mask = layout_rows(rows, 2, pad_id=0)
+    assert ids.tolist() == [[1, 2, 3, 4, 5], [1, 2, 0, 3, 9], [1, 2, 0, 0, 7]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 1, 1], [1, 1, 0, 0, 1]]
+    ids, mask = layout_rows(rows, 0, pad_id=0)
+    assert ids.tolist()[2] == [0, 0, 1, 2, 7] and mask.tolist()[2] == [0, 0, 1, 1, 1]
 
 
 def test_hf_sampling_depends_on_the_episode_seed(tiny_path):
@@ -252,12 +279,11 @@ def test_hf_chat_format_uses_the_template_and_text_format_the_transcript(tiny_pa
 
     chat = HFPolicy.from_pretrained(str(tiny_path), device="cpu")
     assert chat.settings()["prompt_format"] == "chat"
-    chat_inputs = chat._encode([observe(MATH)])
-    text = hf_policy(tiny_path)
-    text_inputs = text._encode([observe(MATH)])
+    chat_tokens = chat._tokenize([observe(MATH)])[0]
+    text_tokens = hf_policy(tiny_path)._tokenize([observe(MATH)])[0]
     marker = chat.tokenizer.convert_tokens_to_ids("<|im_start|>")
-    assert marker in chat_inputs["input_ids"][0].tolist()
-    assert marker not in text_inputs["input_ids"][0].tolist()
+    assert marker in chat_tokens and marker not in text_tokens
+    assert len(chat.act([observe(MATH), observe(HOP)])) == 2
     tokenizer = chat.tokenizer
     tokenizer.chat_template = None
     with pytest.raises(ValueError, match="chat template"):

@@ -60,17 +60,25 @@ def config(tmp_path, **overrides):
     return TrainConfig(**settings)
 
 
-def loss_and_gradients(model, examples, units, reduction):
-    """Sum of the loss over forward passes of ``examples`` (each list is one pass)."""
+def loss_and_gradients(model, examples, units, reduction, only_trained_positions=False):
+    """Sum of the loss over forward passes of ``examples`` (each list is one pass).
+
+    With ``only_trained_positions`` the logits are computed as the trainer does, at the
+    positions that carry a trained label only; otherwise at every position.
+    """
     model.zero_grad()
     total = 0.0
     for group in examples:
         batch = collate(group, pad_id=0)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        keep, labels, action_index = batch.trained_positions()
+        if not only_trained_positions:
+            keep, labels, action_index = 0, batch.labels, batch.action_index
+        logits = model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep
+        ).logits
         loss = stepwise_loss(
-            logits, batch.labels, batch.action_index, batch.weights,
-            reduction=reduction, normalizer=units,
-        )  # fmt: skip
+            logits, labels, action_index, batch.weights, reduction=reduction, normalizer=units
+        )
         loss.backward()
         total += loss.item()
     return total, {name: p.grad.clone() for name, p in model.named_parameters()}
@@ -93,7 +101,7 @@ def test_one_pass_gives_the_same_loss_and_gradient_as_separate_sub_trajectories(
     units = count_units(one_pass, reduction)
     assert units == count_units(separate, reduction)
     assert 0 < sum(w for e in separate for w in e.weights) < len(separate)  # rewards vary
-    loss_one, grads_one = loss_and_gradients(model, [one_pass], units, reduction)
+    loss_one, grads_one = loss_and_gradients(model, [one_pass], units, reduction, True)
     loss_sep, grads_sep = loss_and_gradients(model, [[e] for e in separate], units, reduction)
     assert loss_one == pytest.approx(loss_sep, abs=1e-5)
     worst = max((grads_one[n] - grads_sep[n]).abs().max().item() for n in grads_one)

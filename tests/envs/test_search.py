@@ -7,6 +7,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from swirl_envs.tasks.base import Passage, Task
+from swirl_envs.tools import bm25
 from swirl_envs.tools.search import (
     BM25Index,
     IndexFormatError,
@@ -82,8 +83,15 @@ def reference_top(reference: BM25Okapi, query: str, k: int = 10) -> tuple[list[i
     return [int(i) for i in order[:k] if scores[i] > 0], scores
 
 
-@pytest.mark.parametrize(("k1", "b", "epsilon"), [(1.5, 0.75, 0.25), (0.9, 0.4, 0.5)])
-def test_top10_equals_rank_bm25_okapi_with_ties_broken_by_passage_index(corpus, k1, b, epsilon):
+@pytest.mark.parametrize(
+    ("k1", "b", "epsilon", "dense_ratio"),
+    [(1.5, 0.75, 0.25, 32), (1.5, 0.75, 0.25, 0), (1.5, 0.75, 0.25, 10**9), (0.9, 0.4, 0.5, 32)],
+    ids=["default", "sorted-sum", "dense-sum", "other-parameters"],
+)
+def test_top10_equals_rank_bm25_okapi_with_ties_broken_by_passage_index(
+    corpus, monkeypatch, k1, b, epsilon, dense_ratio
+):
+    monkeypatch.setattr(bm25, "_DENSE_RATIO", dense_ratio)  # both ways of summing scores
     index = BM25Index(corpus, k1=k1, b=b, epsilon=epsilon)
     reference = BM25Okapi(
         [default_tokenizer(f"{p.title} {p.text}") for p in corpus], k1=k1, b=b, epsilon=epsilon
@@ -439,6 +447,7 @@ def test_an_env_step_with_a_search_action_shows_the_passage_and_the_env_pickles(
     assert "Analytical Engine: The Analytical Engine was designed" in info["feedback"]
     copy = pickle.loads(pickle.dumps(env))
     copy.reset(seed=0)
-    assert copy.step("<search_query>Analytical Engine</search_query>")[-1]["feedback"] == (
-        info["feedback"]
+    assert (
+        copy.step("<search_query>Analytical Engine</search_query>")[-1]["feedback"]
+        == (info["feedback"])
     )

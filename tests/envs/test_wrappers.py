@@ -11,6 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from sb3_contrib.common.maskable.utils import get_action_masks
 from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -67,6 +68,9 @@ TASKS = [
     two_hop_task(1, "Asko Mills", "Tamo Reef", "Ostrava"),
     two_hop_task(2, "Bel Trading", "Ines Varo", "Lumet"),
     two_hop_task(3, "Corva Labs", "Pell Anders", "Qaravel"),  # same answer as task 0
+]
+ONE_STEP = [
+    Task(id="only", question="Say hi.", answers=("hi",), gold_path=("<answer>hi</answer>",))
 ]
 
 
@@ -139,8 +143,7 @@ def test_no_distractor_is_a_right_answer():
 
 
 def test_invalid_choices_are_error_observations_that_count_as_steps():
-    tasks = [Task(id="only", question="Say hi.", answers=("hi",), gold_path=("<answer>hi</answer>",))]
-    env = CandidateActions(make_text_env(tasks, max_steps=4), num_candidates=3)
+    env = CandidateActions(make_text_env(ONE_STEP, max_steps=4), num_candidates=3)
     _, info = env.reset(seed=0)
     assert info["action_mask"].tolist() == [True, False, False]  # one task, one action
     for step, bad in enumerate([2, 7, "slot", None], start=1):
@@ -161,9 +164,8 @@ def test_numpy_actions_are_accepted():
 
 
 def test_action_masks_reach_maskable_algorithms_through_a_vec_env():
-    tasks = [Task(id="only", question="Say hi.", answers=("hi",), gold_path=("<answer>hi</answer>",))]
     vec = DummyVecEnv(
-        [lambda: VectorObservation(CandidateActions(make_text_env(tasks), num_candidates=2))] * 2
+        [lambda: VectorObservation(CandidateActions(make_text_env(ONE_STEP), num_candidates=2))] * 2
     )
     vec.reset()
     assert get_action_masks(vec).tolist() == [[True, False], [True, False]]
@@ -231,7 +233,7 @@ def test_text_hasher_is_the_same_in_processes_with_different_hash_seeds():
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=EXAMPLES.parent,
         ).stdout
         for seed in ("1", "2")
     }  # fmt: skip
@@ -271,12 +273,16 @@ def load_example(name: str):
 
 def test_maskable_ppo_example_learns_above_random_on_synthhop(tmp_path):
     example = load_example("sb3_ppo")
-    results = example.main(
-        [
-            "--env-id", "swirl/SynthHop-v0", "--env-kwargs", '{"max_hops": 2}',
-            "--total-timesteps", "4096", "--train-tasks", "300", "--test-tasks", "100",
-            "--eval-episodes", "100", "--out", str(tmp_path / "ppo.json"),
-        ]
-    )  # fmt: skip
+    threads = torch.get_num_threads()  # the example pins torch to one thread
+    try:
+        results = example.main(
+            [
+                "--env-id", "swirl/SynthHop-v0", "--env-kwargs", '{"max_hops": 2}',
+                "--total-timesteps", "4096", "--train-tasks", "300", "--test-tasks", "100",
+                "--eval-episodes", "100", "--out", str(tmp_path / "ppo.json"),
+            ]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     assert results["trained"]["success"] >= results["random"]["success"] + 0.2
     assert (tmp_path / "ppo.json").exists()
