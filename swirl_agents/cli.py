@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("envs",)
+COMMANDS = ("envs", "generate", "judge", "filter", "train", "eval", "demo", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

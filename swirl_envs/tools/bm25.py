@@ -45,11 +45,9 @@ from swirl_envs.tools.retriever import Hit, Retriever
 from swirl_envs.tools.tokenize import Tokenizer, default_tokenizer, normalize_title, tokenizer_name
 
 FORMAT_VERSION = 1
-# Sum query scores densely when postings * _DENSE_RATIO >= passages (else sort them):
-# the measured break-even of np.bincount over all passages versus np.unique.
-_DENSE_RATIO = 32
-# Queries per sparse product in search_many (bounds the memory of the product).
-_BATCH_QUERIES = 64
+# Sum query scores densely when postings * _DENSE_RATIO >= passages, else sort them:
+# about where np.bincount over all passages starts beating np.unique at 1M passages.
+_DENSE_RATIO = 64
 
 
 class BM25Index(Retriever):
@@ -127,10 +125,8 @@ class BM25Index(Retriever):
         del ones, rows, columns, term_ids
         counts.sum_duplicates()  # also sorts each term's passages
         self._terms: dict[str, int] | StringTable = {term: i for i, term in enumerate(terms)}
-        # One index dtype for both, so that scipy can wrap them without copying.
-        index_dtype = np.int32 if counts.nnz < 2**31 else np.int64
-        self._indptr = counts.indptr.astype(index_dtype)
-        self._docs = counts.indices.astype(index_dtype)
+        self._indptr = counts.indptr.astype(np.int64)
+        self._docs = counts.indices.astype(np.int32)
         self._weights = self._bm25_weights(counts, lengths)
 
     def _bm25_weights(self, counts: scipy.sparse.csc_matrix, lengths: np.ndarray) -> np.ndarray:
@@ -158,34 +154,6 @@ class BM25Index(Retriever):
         if k < 1:
             return []
         return self._top(*self._score(*self._query_terms(query)), k)
-
-    def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """Search a batch: one sparse product (queries x terms) @ (terms x passages) per chunk.
-
-        Gives exactly ``[self.search(q, k) for q in queries]`` (scores summed in
-        the same order), with one pass over the postings per chunk instead of
-        several numpy calls per query. Identical queries are searched once.
-        """
-        unique = list(dict.fromkeys(queries)) if k >= 1 else []
-        found: dict[str, list[Hit]] = {}
-        postings = scipy.sparse.csr_matrix(
-            (self._weights, self._docs, self._indptr), shape=(len(self._indptr) - 1, len(self))
-        )
-        for start in range(0, len(unique), _BATCH_QUERIES):
-            chunk = unique[start : start + _BATCH_QUERIES]
-            terms = [self._query_terms(query) for query in chunk]
-            rows = np.cumsum([0] + [len(ids) for ids, _ in terms])
-            ids = np.concatenate([ids for ids, _ in terms])
-            counts = np.concatenate([counts for _, counts in terms])
-            queries_by_terms = scipy.sparse.csr_matrix(
-                (counts, ids.astype(self._indptr.dtype), rows.astype(self._indptr.dtype)),
-                shape=(len(chunk), postings.shape[0]),
-            )
-            product = queries_by_terms @ postings
-            for row, query in enumerate(chunk):
-                span = slice(product.indptr[row], product.indptr[row + 1])
-                found[query] = self._top(product.indices[span], product.data[span], k)
-        return [list(found.get(query, [])) for query in queries]
 
     def _top(self, docs: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
         """The ``k`` best positive-scoring candidates, ties in passage order."""
@@ -233,8 +201,8 @@ class BM25Index(Retriever):
         """Candidate passages for the query terms and their BM25 scores.
 
         Every passage with a positive score is a candidate; others may be too.
-        Each passage's score is summed in query-term order, so passages with
-        equal statistics get bit-identical scores (a tie, broken by index).
+        Each passage's score is summed in term-id order, so passages with equal
+        statistics get bit-identical scores (a tie, broken by index).
         """
         spans = [(self._indptr[term], self._indptr[term + 1]) for term in ids]
         if len(spans) <= 1:

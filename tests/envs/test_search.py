@@ -1,6 +1,7 @@
 import json
 import pickle
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +86,7 @@ def reference_top(reference: BM25Okapi, query: str, k: int = 10) -> tuple[list[i
 
 @pytest.mark.parametrize(
     ("k1", "b", "epsilon", "dense_ratio"),
-    [(1.5, 0.75, 0.25, 32), (1.5, 0.75, 0.25, 0), (1.5, 0.75, 0.25, 10**9), (0.9, 0.4, 0.5, 32)],
+    [(1.5, 0.75, 0.25, 64), (1.5, 0.75, 0.25, 0), (1.5, 0.75, 0.25, 10**9), (0.9, 0.4, 0.5, 64)],
     ids=["default", "sorted-sum", "dense-sum", "other-parameters"],
 )
 def test_top10_equals_rank_bm25_okapi_with_ties_broken_by_passage_index(
@@ -232,7 +233,7 @@ def test_a_built_index_pickles_with_its_data(index):
     assert pickle.loads(pickle.dumps(index)).search("film band", 5) == index.search("film band", 5)
 
 
-def save_small(tmp_path) -> "Path":  # noqa: F821
+def save_small(tmp_path: Path) -> Path:
     directory = tmp_path / "index"
     BM25Index(hotpot_like_corpus(200)).save(directory)
     return directory
