@@ -206,7 +206,7 @@ class RunConfig:
     Attributes:
         out_dir: Where every stage writes (one folder per seed and family).
         seeds: Seeds run; each gets its own model, data and results.
-        threads: Torch CPU threads.
+        threads: Torch CPU threads (1 is fastest for the tiny model on a busy machine).
         device: ``cpu``, ``cuda``, or empty for the local GPU when there is one.
         model: The policy model.
         families: Task families run.
@@ -219,7 +219,7 @@ class RunConfig:
 
     out_dir: str = "runs/demo"
     seeds: list[int] = field(default_factory=lambda: [0])
-    threads: int = 2
+    threads: int = 1
     device: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     families: list[FamilyConfig] = field(default_factory=_demo_families)
@@ -248,7 +248,11 @@ def validate(config: RunConfig) -> RunConfig:
     checks = [
         ("judge.filter", config.judge.filter in _FILTERS, f"one of {_FILTERS}"),
         ("train.objective", config.train.objective in _OBJECTIVES, f"one of {_OBJECTIVES}"),
-        ("train.controls", set(config.train.controls) <= set(_CONTROLS), f"a subset of {_CONTROLS}"),
+        (
+            "train.controls",
+            set(config.train.controls) <= set(_CONTROLS),
+            f"a subset of {_CONTROLS}",
+        ),
         ("seeds", bool(config.seeds), "at least one seed"),
         ("families", bool(config.families), "at least one family"),
         ("threads", config.threads >= 1, ">= 1"),
@@ -260,7 +264,11 @@ def validate(config: RunConfig) -> RunConfig:
     for number, family in enumerate(config.families):
         where = f"families[{number}]"
         checks += [
-            (f"{where}.name", bool(family.name) and "/" not in family.name, "a non-empty name without '/'"),
+            (
+                f"{where}.name",
+                bool(family.name) and "/" not in family.name,
+                "a non-empty name without '/'",
+            ),
             (f"{where}.env_id", bool(family.env_id), "a registered env id"),
             (f"{where}.train_tasks", family.train_tasks >= 1, ">= 1"),
             (f"{where}.test_tasks", family.test_tasks >= 1, ">= 1"),
@@ -283,7 +291,7 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> RunConfig:
-    """Read a YAML config (the demo defaults when ``path`` is None) and apply ``KEY=VALUE`` overrides.
+    """Read a YAML config (the demo defaults when ``path`` is None) and apply overrides.
 
     Raises:
         ConfigError: The file is not a YAML mapping, or a key or value is invalid.
@@ -301,7 +309,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"override {override!r} must look like KEY=VALUE (e.g. train.lr=1e-4)")
+            raise ConfigError(
+                f"override {override!r} must look like KEY=VALUE (e.g. train.lr=1e-4)"
+            )
         _set(data, key.strip(), yaml.safe_load(raw))
     try:
         return from_dict(data)

@@ -76,7 +76,13 @@ def evaluate_model(
     policy = HFPolicy.from_pretrained(str(model_path), device=device, sampling=sampling)
     with TrajectoryStore(store_path) as store:
         rollout(
-            env, policy, batch_size=batch_size, seed=seed, num_tasks=num_tasks, store=store, keep=False
+            env,
+            policy,
+            batch_size=batch_size,
+            seed=seed,
+            num_tasks=num_tasks,
+            store=store,
+            keep=False,
         )
     report = accuracy_report(load_trajectories(store_path), group)
     report.update(model=str(model_path), temperature=temperature)

@@ -35,7 +35,9 @@ def stage_summary(folder: str | os.PathLike) -> dict[str, Any] | None:
     try:
         return json.loads(marker.read_text(encoding="utf-8"))
     except ValueError as error:
-        raise ValueError(f"{marker}: corrupt stage marker ({error}); delete it to redo the stage") from None
+        raise ValueError(
+            f"{marker}: corrupt stage marker ({error}); delete it to redo the stage"
+        ) from None
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -102,7 +104,7 @@ def generate(
     batch_size: int,
     num_tasks: int | None = None,
 ) -> dict[str, Any]:
-    """Roll out ``samples`` episodes per task (of the first ``num_tasks``) into the store at ``path``.
+    """Roll out ``samples`` episodes per task (the first ``num_tasks``) into the store ``path``.
 
     Episodes already in the store are skipped, so a killed generation resumes.
     """
@@ -111,8 +113,14 @@ def generate(
 
     with TrajectoryStore(path) as store:
         result = rollout(
-            env, policy, samples=samples, batch_size=batch_size, seed=seed, num_tasks=num_tasks,
-            store=store, keep=False,
+            env,
+            policy,
+            samples=samples,
+            batch_size=batch_size,
+            seed=seed,
+            num_tasks=num_tasks,
+            store=store,
+            keep=False,
         )
         total = len(store)
     return {"episodes": total, "summary": f"{total} trajectories; {result.summary.format()}"}
@@ -151,7 +159,9 @@ def judge_and_filter(
     folder = Path(folder)
     trajectories = sorted(load_trajectories(source), key=lambda t: t.key)
     judged = judge_trajectories(
-        trajectories, process_judge=build_judge(process, env), outcome_judge=build_judge(outcome, env)
+        trajectories,
+        process_judge=build_judge(process, env),
+        outcome_judge=build_judge(outcome, env),
     )
     result = filter_trajectories(judged, mode)  # type: ignore[arg-type]
     write_trajectories(folder / "judged.jsonl", [item.to_trajectory() for item in judged])
@@ -183,7 +193,7 @@ def train(
     *,
     judge: Any = None,
 ) -> dict[str, Any]:
-    """Train from ``model_path`` on ``trajectories``; resumes from the last checkpoint in ``out_dir``.
+    """Train from ``model_path`` on ``trajectories``, resuming from a checkpoint in ``out_dir``.
 
     Args:
         model_path: Start model (``from_pretrained`` path).

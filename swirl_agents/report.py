@@ -14,7 +14,12 @@ from typing import Any
 
 from swirl_agents.config import RunConfig
 
-_LABELS = {"base": "base", "swirl": "SWiRL", "sft": "SFT-unfiltered", "compute-matched": "compute-matched"}
+_LABELS = {
+    "base": "base",
+    "swirl": "SWiRL",
+    "sft": "SFT-unfiltered",
+    "compute-matched": "compute-matched",
+}
 
 
 def cells(results: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, list[float]]]:
@@ -24,7 +29,9 @@ def cells(results: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, list[
         for family, result in families.items():
             for model, decodings in result["eval"].items():
                 for temperature, report in decodings.items():
-                    cell = table.setdefault((model, family, temperature), {"accuracy": [], "in_group": []})
+                    cell = table.setdefault(
+                        (model, family, temperature), {"accuracy": [], "in_group": []}
+                    )
                     cell["accuracy"].append(report["accuracy"])
                     if "in_group" in report:
                         cell["in_group"].append(report["in_group"])
@@ -42,7 +49,9 @@ def format_table(results: dict[str, Any]) -> str:
         row = [_LABELS.get(model, model)]
         for family, temperature in columns:
             cell = table.get((model, family, temperature))
-            row.append("-" if cell is None else f"{_stat(cell['accuracy'])} / {_stat(cell['in_group'])}")
+            row.append(
+                "-" if cell is None else f"{_stat(cell['accuracy'])} / {_stat(cell['in_group'])}"
+            )
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -59,7 +68,9 @@ def gains(results: dict[str, Any]) -> list[str]:
                 for model in evals:
                     if model != "swirl":
                         delta = 100 * (report["accuracy"] - evals[model][temperature]["accuracy"])
-                        lines.append(f"{family} {_decoding(temperature)} SWiRL - {model}: {delta:+.1f}")
+                        lines.append(
+                            f"{family} {_decoding(temperature)} SWiRL - {model}: {delta:+.1f}"
+                        )
     return lines
 
 
@@ -67,12 +78,18 @@ def write_report(config: RunConfig, results: dict[str, Any], out: Path, *, log=p
     """Print the table and write ``report.md`` with ``accuracy.png`` and ``learning_curves.png``."""
     table = format_table(results)
     log(table)
-    plots = [_accuracy_plot(results, out / "accuracy.png"), _curves_plot(results, out / "learning_curves.png")]
+    plots = [
+        _accuracy_plot(results, out / "accuracy.png"),
+        _curves_plot(results, out / "learning_curves.png"),
+    ]
     stages = []
     for seed, families in results["seeds"].items():
         for family, result in families.items():
             for name, summary in result["stages"].items():
-                stages.append(f"- seed {seed}, {family}, {name}: {summary.get('summary', '')} ({summary.get('seconds')} s)")
+                stages.append(
+                    f"- seed {seed}, {family}, {name}: {summary.get('summary', '')} "
+                    f"({summary.get('seconds')} s)"
+                )
     text = "\n".join(
         [
             "# SWiRL demo report",
@@ -157,10 +174,16 @@ def _curves_plot(results: dict[str, Any], path: Path) -> Path | None:
         return None
     families = sorted({family for family, _, _ in runs})
     figure, axes = plt.subplots(1, len(families), figsize=(5 * len(families), 3.5), squeeze=False)
-    for axis, family in zip(axes[0], families):
+    for axis, family in zip(axes[0], families, strict=True):
         for _, label, metrics in (run for run in runs if run[0] == family):
-            points = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line]
-            axis.plot([p["step"] for p in points], [p["loss"] for p in points], label=label, linewidth=1)
+            points = [
+                json.loads(line)
+                for line in metrics.read_text(encoding="utf-8").splitlines()
+                if line
+            ]
+            axis.plot(
+                [p["step"] for p in points], [p["loss"] for p in points], label=label, linewidth=1
+            )
         axis.set_title(family)
         axis.set_xlabel("step")
         axis.set_ylabel("training loss")

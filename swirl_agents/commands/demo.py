@@ -19,6 +19,7 @@ QUICK = (
     "families.0.test_tasks=40", "families.1.test_tasks=40",
     "warmup.steps=20", "train.steps=10", "train.save_every=5",
     "model.hidden_size=32", "model.intermediate_size=64", "model.vocab_size=400",
+    "generate.max_new_tokens=24", "eval.max_new_tokens=24",
 )  # fmt: skip
 """``--quick``: a run of a few minutes that exercises every stage (it does not learn much)."""
 

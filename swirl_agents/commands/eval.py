@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, device=args.device,
         )  # fmt: skip
         reports[f"{temperature:g}"] = report
-        print(f"T={temperature:g}: accuracy {report['accuracy']:.3f} on {report['episodes']} episodes")
+        print(
+            f"T={temperature:g}: accuracy {report['accuracy']:.3f} on {report['episodes']} episodes"
+        )
     write_json(out / "eval.json", reports)
     print(f"results written to {out / 'eval.json'}")
     return 0

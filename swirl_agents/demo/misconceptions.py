@@ -109,14 +109,14 @@ class HopMisconceptionPolicy(_MisconceptionPolicy):
         p: Probability of a uniform corruption at any other step.
     """
 
-    def __init__(
-        self, world: World, confusions: Mapping[str, str], q: float = 0.7, p: float = 0.1
-    ):
+    def __init__(self, world: World, confusions: Mapping[str, str], q: float = 0.7, p: float = 0.1):
         from swirl_envs.tasks.synth_hop import RELATIONS
 
         for right, wrong in confusions.items():
             if right not in RELATIONS or wrong not in RELATIONS:
-                raise ValueError(f"unknown relation in {right!r} -> {wrong!r}; known: {sorted(RELATIONS)}")
+                raise ValueError(
+                    f"unknown relation in {right!r} -> {wrong!r}; known: {sorted(RELATIONS)}"
+                )
             a, b = RELATIONS[right], RELATIONS[wrong]
             if (a.domain, a.range) != (b.domain, b.range):
                 raise ValueError(f"{right!r} and {wrong!r} link different entity types")
@@ -141,7 +141,7 @@ class HopMisconceptionPolicy(_MisconceptionPolicy):
         return corrupt_action(action, observation, rng)
 
     def _chain(self, seed: int, start: str, relations: Sequence[str]) -> list[str]:
-        """The entities the expert visits: each confused hop follows the wrong relation with prob. q.
+        """The entities the expert visits: a confused hop follows the wrong relation with prob. q.
 
         Hop ``j``'s draw is the first of step ``j + 1``'s stream (the step that uses its
         result), so replaying the chain at any step gives the same entities.

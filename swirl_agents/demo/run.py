@@ -58,7 +58,9 @@ def run_demo(config: RunConfig, *, log=print) -> dict[str, Any]:
         per_family = results["seeds"].setdefault(str(seed), {})
         for family in config.families:
             log(f"== seed {seed}, {family.name} ({family.env_id}) ==")
-            per_family[family.name] = run_family(config, family, seed, out / f"seed-{seed}" / family.name, log=log)
+            per_family[family.name] = run_family(
+                config, family, seed, out / f"seed-{seed}" / family.name, log=log
+            )
             write_json(out / "results.json", results)
     from swirl_agents.report import write_report
 
@@ -92,11 +94,18 @@ def run_family(
         stages["warmup-data"] = stage(
             "warmup-data",
             lambda: generate(
-                train_env, expert, warm, samples=2, seed=seed, batch_size=256,
+                train_env,
+                expert,
+                warm,
+                samples=2,
+                seed=seed,
+                batch_size=256,
                 num_tasks=family.train_tasks,
             ),
         )
-        stages["init"] = stage("init", lambda: _build_tiny(config, train_env, folder / "init", seed))
+        stages["init"] = stage(
+            "init", lambda: _build_tiny(config, train_env, folder / "init", seed)
+        )
         warmup = {
             **common,
             "objective": "sft",
@@ -114,7 +123,9 @@ def run_family(
         base_model = str(folder / "base" / "final")
 
     samples = folder / "samples" / "trajectories.jsonl"
-    sampler = functools.partial(_model_policy, base_model, config.generate.temperature, config, device)
+    sampler = functools.partial(
+        _model_policy, base_model, config.generate.temperature, config, device
+    )
     stages["samples"] = stage(
         "samples",
         lambda: generate(
@@ -139,26 +150,44 @@ def run_family(
     }
     models = {"base": base_model}
     online_judge = (
-        build_judge(config.judge.process, train_env) if config.train.objective == "swirl-online" else None
+        build_judge(config.judge.process, train_env)
+        if config.train.objective == "swirl-online"
+        else None
     )
-    stages["swirl"] = stage(
-        "swirl",
-        lambda: train(
-            base_model, _load(judged / "filtered.jsonl"), folder / "swirl",
-            {**rl, "objective": config.train.objective}, judge=online_judge,
-        ),
-    )  # fmt: skip
-    models["swirl"] = str(folder / "swirl" / "final")
+    kept = _load(judged / "filtered.jsonl")
+    if kept:
+        stages["swirl"] = stage(
+            "swirl",
+            lambda: train(
+                base_model, kept, folder / "swirl",
+                {**rl, "objective": config.train.objective}, judge=online_judge,
+            ),
+        )  # fmt: skip
+        models["swirl"] = str(folder / "swirl" / "final")
+    else:  # nothing to learn from: the SWiRL model is the base model, and the report says so
+        log(f"[{family.name}/swirl] no trajectory passed the {config.judge.filter} filter")
+        stages["swirl"] = {"summary": "no trajectory passed the filter: SWiRL = base model"}
+        models["swirl"] = base_model
     if "sft" in config.train.controls:
         stages["sft"] = stage(
             "sft",
-            lambda: train(base_model, _load(judged / "judged.jsonl"), folder / "sft", {**rl, "objective": "sft"}),
+            lambda: train(
+                base_model,
+                _load(judged / "judged.jsonl"),
+                folder / "sft",
+                {**rl, "objective": "sft"},
+            ),
         )
         models["sft"] = str(folder / "sft" / "final")
     if "compute-matched" in config.train.controls and warm is not None:
         stages["compute-matched"] = stage(
             "compute-matched",
-            lambda: train(base_model, _samples(warm, 1), folder / "compute-matched", {**rl, "objective": "sft"}),
+            lambda: train(
+                base_model,
+                _samples(warm, 1),
+                folder / "compute-matched",
+                {**rl, "objective": "sft"},
+            ),
         )
         models["compute-matched"] = str(folder / "compute-matched" / "final")
 
@@ -170,8 +199,16 @@ def run_family(
             evaluations.setdefault(name, {})[f"{temperature:g}"] = stage(
                 f"eval/{label}",
                 functools.partial(
-                    _evaluate, path, test_env, temperature, folder / "eval" / label, seed, config, device,
-                    family.test_tasks, group,
+                    _evaluate,
+                    path,
+                    test_env,
+                    temperature,
+                    folder / "eval" / label,
+                    seed,
+                    config,
+                    device,
+                    family.test_tasks,
+                    group,
                 ),
             )
     return {"eval": evaluations, "stages": stages}
@@ -216,7 +253,9 @@ def _model_policy(path: str, temperature: float, config: RunConfig, device: str 
     from swirl_agents.policies import SamplingSettings
     from swirl_agents.policies.hf import HFPolicy
 
-    sampling = SamplingSettings(temperature=temperature, max_new_tokens=config.generate.max_new_tokens)
+    sampling = SamplingSettings(
+        temperature=temperature, max_new_tokens=config.generate.max_new_tokens
+    )
     return HFPolicy.from_pretrained(path, device=device, sampling=sampling)
 
 
@@ -231,7 +270,8 @@ def _evaluate(
         device=device, num_tasks=num_tasks, group=group,
     )  # fmt: skip
     report["summary"] = (
-        f"accuracy {report['accuracy']:.3f} (misconception {report.get('in_group', float('nan')):.3f}, "
+        f"accuracy {report['accuracy']:.3f} "
+        f"(misconception {report.get('in_group', float('nan')):.3f}, "
         f"other {report.get('out_group', float('nan')):.3f})"
     )
     return report
