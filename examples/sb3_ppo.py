@@ -59,7 +59,7 @@ class Args:
     env_kwargs: str = "{}"
     """JSON of extra env arguments for both splits, e.g. '{"max_hops": 2}'"""
     seed: int = 0
-    """seed of the training run and the evaluation episodes"""
+    """seed of the training run and of the random baseline's choices"""
     out: str = ""
     """write the results as JSON to this path"""
 

@@ -28,3 +28,7 @@ ENV_IDS = {
 for _env_id, _entry_point in ENV_IDS.items():
     if _env_id not in registry:
         register(id=_env_id, entry_point=_entry_point, disable_env_checker=False)
+
+# A remote env served by `swirl serve`; it needs a url, so it is not in ENV_IDS (made in tests).
+if "swirl/Remote-v0" not in registry:
+    register(id="swirl/Remote-v0", entry_point="swirl_envs.client:RemoteEnv")

@@ -199,14 +199,14 @@ class Sessions:
     async def expire(self) -> int:
         """Close the sessions idle for longer than the timeout; return how many."""
         deadline = time.monotonic() - self.config.idle_timeout
-        stale = [
-            session_id
-            for session_id, session in self.open.items()
-            if session.last_used < deadline and not session.lock.locked()
-        ]
-        for session_id in stale:
-            await self.close(session_id)
-        return len(stale)
+        closed = 0
+        for session_id in list(self.open):
+            # Checked one at a time: closing awaits, and meanwhile a request may take a session.
+            session = self.open.get(session_id)
+            if session and session.last_used < deadline and not session.lock.locked():
+                await self.close(session_id)
+                closed += 1
+        return closed
 
     async def expire_forever(self) -> None:
         """Expire idle sessions every quarter of the timeout (at most every 30 s)."""
@@ -297,6 +297,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def reset(session_id: str, body: ResetRequest | None = None) -> dict[str, Any]:
         body = body or ResetRequest()
         async with sessions.use(session_id) as session:
+            session.needs_reset = True  # until a reset has succeeded
             try:
                 observation, info = await run_in_threadpool(
                     session.env.reset, seed=body.seed, options=body.options

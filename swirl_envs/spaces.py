@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import string
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -60,10 +61,44 @@ def _create_transcript_memory(space: TranscriptSpace, n: int = 1, ctx: ModuleTyp
     return ctx.Array(np.dtype(np.int32).char, n * space.max_length)
 
 
+class SharedTranscripts(Sequence):
+    """A live view of the transcripts in an ``AsyncVectorEnv``'s shared memory.
+
+    ``AsyncVectorEnv`` reads shared memory once, when it is built, and relies on the
+    result being a view (as numpy arrays are); a tuple of strings would go stale.
+    This view decodes the buffer on access, and ``deepcopy`` (what the vector env
+    returns by default) takes a tuple snapshot.
+    """
+
+    def __init__(self, shared_memory: Any, n: int, max_length: int):
+        self._memory, self._n, self._max_length = shared_memory, n, max_length
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._snapshot()[index]
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __repr__(self) -> str:
+        return f"SharedTranscripts({self._snapshot()!r})"
+
+    def __deepcopy__(self, memo: dict) -> tuple[str, ...]:
+        return self._snapshot()
+
+    def _snapshot(self) -> tuple[str, ...]:
+        data = np.frombuffer(self._memory.get_obj(), dtype=np.int32)
+        rows = data.reshape((self._n, self._max_length))
+        return tuple("".join(map(chr, row[row != _PAD])) for row in rows)
+
+
 @read_from_shared_memory.register(TranscriptSpace)
-def _read_transcript_memory(space: TranscriptSpace, shared_memory: Any, n: int = 1) -> tuple:
-    data = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape((n, space.max_length))
-    return tuple("".join(map(chr, row[row != _PAD])) for row in data)
+def _read_transcript_memory(
+    space: TranscriptSpace, shared_memory: Any, n: int = 1
+) -> SharedTranscripts:
+    return SharedTranscripts(shared_memory, n, space.max_length)
 
 
 @write_to_shared_memory.register(TranscriptSpace)

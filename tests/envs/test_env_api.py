@@ -130,14 +130,22 @@ def test_human_render_mode_prints_the_transcript(tmp_path, capsys):
     assert env.task.question in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("mode", "vector_kwargs"),
+    [("sync", {}), ("async", {}), ("async", {"shared_memory": False}), ("async", {"copy": False})],
+)
 @pytest.mark.parametrize("env_id", GENERATED)
-def test_make_vec_runs_gold_paths(env_id, mode):
-    envs = gym.make_vec(env_id, num_envs=2, vectorization_mode=mode)
+def test_make_vec_returns_the_same_transcripts_as_single_envs(env_id, mode, vector_kwargs):
+    single = [gym.make(env_id).unwrapped for _ in range(2)]
+    expected = [env.reset(seed=seed)[0] for env, seed in zip(single, [0, 1])]
+    envs = gym.make_vec(env_id, num_envs=2, vectorization_mode=mode, vector_kwargs=vector_kwargs)
     observations, infos = envs.reset(seed=[0, 1])
-    assert len(observations) == 2 and all(isinstance(obs, str) for obs in observations)
-    assert all(envs.observation_space.contains(observations) for _ in range(1))
-    envs.step(["<answer>0</answer>", "not an action"])
+    assert tuple(observations) == tuple(expected)
+    actions = [single[0].task.gold_path[0], "not an action"]
+    expected = [env.step(action)[0] for env, action in zip(single, actions)]
+    observations, rewards, terminated, truncated, infos = envs.step(actions)
+    assert tuple(observations) == tuple(expected)
+    assert envs.observation_space.contains(tuple(observations))
     envs.close()
 
 

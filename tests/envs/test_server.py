@@ -198,6 +198,29 @@ def test_step_before_reset_and_after_the_end_is_a_409(client):
     assert after.status_code == 409 and "reset" in after.json()["detail"]
 
 
+def test_a_refused_reset_leaves_the_session_needing_a_reset(client):
+    session = open_session(client)
+    client.post(f"/sessions/{session}/reset", json={})
+    refused = client.post(f"/sessions/{session}/reset", json={"options": {"index": -1}})
+    assert refused.status_code == 400
+    assert client.post(f"/sessions/{session}/step", json={"action": "x"}).status_code == 409
+
+
+def test_a_reused_env_shows_nothing_of_the_previous_session(server):
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        before = http.get("/health").json()["sessions"]
+        first = open_session(http)
+        http.post(f"/sessions/{first}/reset", json={})
+        http.post(f"/sessions/{first}/step", json={"action": "a secret plan"})
+        http.delete(f"/sessions/{first}")
+        second = open_session(http)  # served from the pool of closed sessions' envs
+        assert http.post(f"/sessions/{second}/step", json={"action": "x"}).status_code == 409
+        reset = http.post(f"/sessions/{second}/reset", json={}).json()
+        assert "secret" not in reset["observation"] and len(reset["info"]["messages"]) == 2
+        http.delete(f"/sessions/{second}")
+        assert http.get("/health").json()["sessions"] == before
+
+
 def test_a_slow_step_blocks_neither_the_server_nor_other_sessions_and_a_concurrent_step_is_a_409(
     server, client
 ):
@@ -309,8 +332,7 @@ def test_vector_envs_of_remote_envs(server):
     assert terminated.all() and set(rewards) <= {0.0, 1.0}
     sync.close()
     url = server.url
-    # Text observations cannot live in shared memory: Gymnasium reads that memory once.
-    async_envs = gym.vector.AsyncVectorEnv([lambda: RemoteEnv(url)] * 2, shared_memory=False)
+    async_envs = gym.vector.AsyncVectorEnv([lambda: RemoteEnv(url)] * 2)
     observations, _ = async_envs.reset(seed=[1, 2])
     assert all(obs.startswith("Be brief") for obs in observations)
     async_envs.close()

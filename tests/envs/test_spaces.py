@@ -1,3 +1,5 @@
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -39,7 +41,13 @@ def test_shared_memory_round_trip_keeps_every_code_point():
     memory = create_shared_memory(space, n=2)
     write_to_shared_memory(space, 0, UNICODE_TEXT, memory)
     write_to_shared_memory(space, 1, "short", memory)
-    assert read_from_shared_memory(space, memory, n=2) == (UNICODE_TEXT, "short")
+    view = read_from_shared_memory(space, memory, n=2)
+    assert view == (UNICODE_TEXT, "short")
+    write_to_shared_memory(space, 1, "changed later", memory)
+    assert view == (UNICODE_TEXT, "changed later"), "the view must read the memory live"
+    snapshot = copy.deepcopy(view)
+    write_to_shared_memory(space, 1, "again", memory)
+    assert snapshot == (UNICODE_TEXT, "changed later") and isinstance(snapshot, tuple)
 
 
 @pytest.mark.parametrize("value", ["", "a" * 64])

@@ -16,6 +16,7 @@ from sb3_contrib.common.maskable.utils import get_action_masks
 from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+import swirl_envs  # noqa: F401  (registers the env ids)
 from swirl_envs.env import SwirlEnv
 from swirl_envs.tasks.base import Passage, Task
 from swirl_envs.tools.base import Tool, ToolResult
@@ -96,6 +97,14 @@ def test_sb3_check_env_passes_on_wrapped_envs():
         check_env(make_env())
         check_env(make_env(embed_candidates=True))
         check_env(make_env(num_candidates=6))
+
+
+@pytest.mark.parametrize("env_id", ["swirl/SynthMath-v0", "swirl/SynthHop-v0"])
+def test_sb3_check_env_passes_on_the_generated_envs(env_id):
+    env = gym.make(env_id, num_tasks=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(VectorObservation(CandidateActions(env, 4), dim=32))
 
 
 def test_spaces_are_discrete_and_a_float_box_of_the_documented_size():
