@@ -28,7 +28,9 @@ writes JSON (``--out``).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
+import gc
 import json
 import multiprocessing
 import os
@@ -71,11 +73,13 @@ class Args:
     steps: int = 5
     """Timed optimizer steps per variant (after the warm-up steps)."""
     warmup: int = 2
-    """Untimed steps first (allocator, kernels)."""
+    """Untimed steps first (allocator, kernels); at least 1."""
     threads: int = 0
     """CPU threads for torch (0 keeps torch's default)."""
     trl: bool = True
     """Also time TRL's SFTTrainer (needs the trl package)."""
+    sft_rounds: int = 3
+    """Alternating rounds of the SFT comparison (the median is reported)."""
     peak_tflops: float = 0.0
     """GPU dense bf16 peak for MFU; 0 looks it up from the device name."""
     seed: int = 0
@@ -91,10 +95,10 @@ def main() -> None:
         setup = prepare(args, Path(scratch))
         results: dict[str, Any] = {"args": dataclasses.asdict(args), "machine": machine(args)}
         results["data"] = setup["stats"]
-        results["prefix_sharing"] = {name: in_subprocess(run_variant, args, setup, name) for name in VARIANTS}
-        results["sft"] = {"swirl": in_subprocess(run_swirl_sft, args, setup)}
-        if args.trl:
-            results["sft"]["trl"] = in_subprocess(run_trl_sft, args, setup)
+        results["prefix_sharing"] = {
+            name: in_subprocess(run_variant, args, setup, name) for name in VARIANTS
+        }
+        results["sft"] = compare_sft(args, setup)
     summarise(results)
     print(table(results))
     out = Path(args.out)
@@ -105,17 +109,26 @@ def main() -> None:
 
 def parse_args() -> Args:
     """``Args`` from the command line (one flag per field)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from swirl_agents.train.config import field_docs
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    docs = field_docs(Args)
     for item in dataclasses.fields(Args):
         flag = "--" + item.name.replace("_", "-")
         default = getattr(Args, item.name)
+        help_text = f"{docs[item.name]} (default: {default})"
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            kind = {"action": argparse.BooleanOptionalAction}
         else:
-            parser.add_argument(flag, type=type(default), default=default)
+            kind = {"type": type(default)}
+        parser.add_argument(flag, default=default, help=help_text, **kind)
     args = Args(**vars(parser.parse_args()))
     if args.model_config not in MODEL_CONFIGS:
         parser.error(f"--model-config must be one of {sorted(MODEL_CONFIGS)}")
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps must be at least 1")
     return args
 
 
@@ -142,7 +155,11 @@ def prepare(args: Args, scratch: Path) -> dict[str, Any]:
     tokenizer = train_tiny_tokenizer([t.transcript for t in trajectories], vocab_size=800)
     tokenizer.save_pretrained(model_dir)
     model_config(args.model_config, tokenizer).save_pretrained(model_dir)
-    return {"data": str(data), "model": str(model_dir), "stats": {"trajectories": len(trajectories)}}
+    return {
+        "data": str(data),
+        "model": str(model_dir),
+        "stats": {"trajectories": len(trajectories)},
+    }
 
 
 def model_config(name: str, tokenizer):
@@ -259,6 +276,33 @@ def run_variant(args: Args, setup: dict[str, Any], name: str) -> dict[str, Any]:
     return result
 
 
+def compare_sft(args: Args, setup: dict[str, Any]) -> dict[str, Any]:
+    """This trainer vs TRL in alternating rounds, so that a busy machine slows both alike.
+
+    Each trainer reports the median of its rounds' tokens/s (every round is listed).
+    """
+    runners = {"swirl": run_swirl_sft}
+    if args.trl:
+        runners["trl"] = run_trl_sft
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in runners}
+    for _ in range(args.sft_rounds):
+        for name, runner in runners.items():
+            rounds[name].append(in_subprocess(runner, args, setup))
+    results = {}
+    for name, runs in rounds.items():
+        if "skipped" in runs[0]:
+            results[name] = runs[0]
+            continue
+        results[name] = {
+            "tokens_per_s": statistics.median(run["tokens_per_s"] for run in runs),
+            "step_seconds": statistics.median(run["step_seconds"] for run in runs),
+            "peak_memory_mb": max(run["peak_memory_mb"] for run in runs),
+            "tokens_per_s_rounds": [run["tokens_per_s"] for run in runs],
+        }
+        results[name].update({k: v for k, v in runs[0].items() if k == "trl_version"})
+    return results
+
+
 def run_swirl_sft(args: Args, setup: dict[str, Any]) -> dict[str, Any]:
     """Tokens/s of this project's trainer, SFT objective, one micro-batch per step."""
     from swirl_agents.train import TrainConfig, Trainer
@@ -306,13 +350,13 @@ def run_trl_sft(args: Args, setup: dict[str, Any]) -> dict[str, Any]:
     memory = MemoryMeter(args.device)
 
     class Timing(TrainerCallback):
-        def on_step_begin(self, _args, state, control, **kwargs):
-            if state.global_step == args.warmup:
-                memory.reset()
-            timer.begin()
+        """Times each step from the end of the one before, data loading included (as ours)."""
 
         def on_step_end(self, _args, state, control, **kwargs):
-            timer.end(state.global_step > args.warmup)
+            timer.lap(state.global_step > args.warmup)
+            if state.global_step == args.warmup:
+                memory.reset()
+                timer.lap(False)
 
     with tempfile.TemporaryDirectory() as out:
         config = SFTConfig(
@@ -321,7 +365,7 @@ def run_trl_sft(args: Args, setup: dict[str, Any]) -> dict[str, Any]:
             completion_only_loss=True, max_length=None, report_to="none", save_strategy="no",
             logging_strategy="no", bf16=args.device.startswith("cuda"),
             use_cpu=args.device == "cpu", dataloader_num_workers=0, seed=args.seed,
-            disable_tqdm=True,
+            disable_tqdm=True, gradient_checkpointing=False,  # TRL turns it on by default
         )  # fmt: skip
         trainer = SFTTrainer(
             model=model, args=config, train_dataset=Dataset.from_list(rows),
@@ -343,25 +387,23 @@ def run_trl_sft(args: Args, setup: dict[str, Any]) -> dict[str, Any]:
 
 
 class _StepTimer:
-    """Wall time of the optimizer steps TRL runs, synchronised on CUDA."""
+    """Wall time between consecutive optimizer steps, synchronised on CUDA."""
 
     def __init__(self, device: str):
         self.device = device
         self.seconds: list[float] = []
-        self._started = 0.0
+        self._last = 0.0
 
-    def begin(self) -> None:
+    def lap(self, keep: bool) -> None:
         synchronize(self.device)
-        self._started = time.perf_counter()
-
-    def end(self, keep: bool) -> None:
-        synchronize(self.device)
+        now = time.perf_counter()
         if keep:
-            self.seconds.append(time.perf_counter() - self._started)
+            self.seconds.append(now - self._last)
+        self._last = now
 
 
 class MemoryMeter:
-    """Peak memory since ``reset``: allocated CUDA memory, or CPU resident memory above the baseline."""
+    """Peak memory since ``reset``: allocated CUDA memory, or CPU resident memory over the start."""
 
     def __init__(self, device: str):
         self.device = device
@@ -375,7 +417,11 @@ class MemoryMeter:
             self.baseline_kb = torch.cuda.memory_allocated() // 1024
             torch.cuda.reset_peak_memory_stats()
             return
-        # Writing 5 to clear_refs resets the kernel's peak-RSS counter (VmHWM) to the current RSS.
+        # Hand the memory freed by the warm-up steps back to the kernel, so that the steps
+        # measured must grow the resident set to use it again; then writing 5 to
+        # clear_refs resets the peak-RSS counter (VmHWM) to the current RSS.
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         Path("/proc/self/clear_refs").write_text("5")
         self.baseline_kb = _status_kb("VmRSS")
 
@@ -501,7 +547,10 @@ def table(results: dict[str, Any]) -> str:
     if "mfu" in base:
         mfu = f"{100 * base['mfu']:.1f}%" if base["mfu"] is not None else "n/a"
         tokens_per_s = base["tokens_per_step"] / base["step_seconds"]
-        lines += ["", f"one-pass: {tokens_per_s:.0f} tokens/s, {base['model_tflops']:.1f} TFLOP/s, MFU {mfu}"]
+        lines += [
+            "",
+            f"one-pass: {tokens_per_s:.0f} tokens/s, {base['model_tflops']:.1f} TFLOP/s, MFU {mfu}",
+        ]
     lines += ["", "| SFT trainer | tokens/s | step s | peak MB |", "|---|---|---|---|"]
     for name, row in results["sft"].items():
         if "tokens_per_s" in row:

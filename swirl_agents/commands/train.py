@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add one flag per ``TrainConfig`` field, plus ``--judge``, to ``parser``."""
-    docs = field_docs()
+    docs = field_docs(TrainConfig)
     defaults = TrainConfig()
     for item in dataclasses.fields(TrainConfig):
         default = getattr(defaults, item.name)
@@ -110,7 +110,8 @@ def _build_judge(spec: str, trajectories: list) -> Any:
         envs = {(t.env_id, json.dumps(t.env_kwargs, sort_keys=True)) for t in trajectories}
         if len(envs) != 1:
             raise SystemExit(
-                f"swirl train: --judge programmatic needs trajectories of one env, found {sorted(envs)}"
+                "swirl train: --judge programmatic needs trajectories of one env, "
+                f"found {sorted(envs)}"
             )
         env_id, kwargs = envs.pop()
         return ProgrammaticJudge.from_env(gym.make(env_id, **json.loads(kwargs)).unwrapped)

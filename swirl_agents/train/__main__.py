@@ -1,4 +1,4 @@
-"""``python -m swirl_agents.train``: the ``swirl train`` command (and the ``torchrun -m`` target)."""
+"""``python -m swirl_agents.train``: the ``swirl train`` command (and ``torchrun -m``'s target)."""
 
 from __future__ import annotations
 

@@ -111,7 +111,9 @@ def load_checkpoint(
         The trainer state (step, data position, config) saved with it.
     """
     state = torch.load(directory / "trainer_state.pt", map_location="cpu", weights_only=False)
-    weights = state["adapter"] if state["adapter"] is not None else _read_weights(directory / "model")
+    weights = (
+        state["adapter"] if state["adapter"] is not None else _read_weights(directory / "model")
+    )
     missing = set(set_model_state_dict(model, weights, options=_LOAD).missing_keys)
     unloaded = [name for name in _trainable_names(model) if name in missing]
     if unloaded:
@@ -121,7 +123,8 @@ def load_checkpoint(
     rng_file = directory / f"rng-{context.rank}.pt"
     if not rng_file.is_file():
         raise FileNotFoundError(
-            f"{rng_file} is missing: the checkpoint was written by fewer processes than this run has."
+            f"{rng_file} is missing: the checkpoint was written by fewer processes "
+            "than this run has."
         )
     _set_rng_state(torch.load(rng_file, weights_only=False))
     return state

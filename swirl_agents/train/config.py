@@ -34,7 +34,7 @@ class TrainConfig:
     max_length: int = 2048
     """Longest training sequence in tokens; a longer transcript keeps the actions that fit whole."""
     prompt_format: str = "auto"
-    """Layout the policy sees: text (the transcript), chat (its chat template) or auto (chat if it has one)."""
+    """Layout the policy sees: text (the transcript), chat (chat template) or auto (chat if any)."""
     weighting: str = "judge"
     """Offline step weights: ``judge`` (each step's process-judge score) or ``uniform`` (all 1)."""
     seed: int = 0
@@ -42,9 +42,9 @@ class TrainConfig:
 
     # objective
     objective: str = "swirl-offline"
-    """``swirl-offline`` (stored actions weighted by step reward), ``swirl-online`` (sampled, judged) or ``sft``."""
+    """swirl-offline (stored actions by step reward), swirl-online (sampled, judged) or sft."""
     loss_reduction: str | None = None
-    """Per-action token reduction: action_mean, action_sum or token; None picks the objective's default."""
+    """Token reduction: action_mean, action_sum or token; None: the objective's default."""
     num_samples: int = 4
     """Online: actions sampled per state (G, the group of the per-state baseline)."""
     temperature: float = 1.0
@@ -62,7 +62,7 @@ class TrainConfig:
     steps: int = 100
     """Optimizer steps to run."""
     batch_size: int = 8
-    """Examples per optimizer step over all processes: trajectories (offline, sft) or states (online)."""
+    """Examples per optimizer step over all processes: trajectories, or states when online."""
     micro_batch_size: int = 8
     """Examples per forward pass on one process; the rest of the batch is gradient accumulation."""
     lr: float = 1e-5
@@ -158,12 +158,12 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 @cache
-def field_docs() -> dict[str, str]:
-    """The docstring under each ``TrainConfig`` field, read from the source (used as CLI help)."""
-    tree = ast.parse(inspect.getsource(TrainConfig))
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of dataclass ``cls``, read from its source (CLI help)."""
+    tree = ast.parse(inspect.getsource(cls))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
-    for node, following in zip(body, body[1:]):
+    for node, following in zip(body, body[1:], strict=False):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)

@@ -107,7 +107,7 @@ def collate(examples: Sequence[TrainExample], pad_id: int) -> Batch:
         ids = example.tokens.input_ids
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention_mask[row, : len(ids)] = 1
-        for (start, end), weight in zip(example.tokens.action_spans, example.weights):
+        for (start, end), weight in zip(example.tokens.action_spans, example.weights, strict=True):
             # Position t predicts token t + 1, so token i is trained at position i - 1
             # (a first token at position 0 has nothing before it and is not trained).
             action_index[row, max(start - 1, 0) : end - 1] = len(weights)

@@ -33,7 +33,9 @@ Reduction = Literal["action_mean", "action_sum", "token"]
 REDUCTIONS: tuple[Reduction, ...] = ("action_mean", "action_sum", "token")
 
 
-def token_nll(logits: torch.Tensor, labels: torch.Tensor, action_index: torch.Tensor) -> torch.Tensor:
+def token_nll(
+    logits: torch.Tensor, labels: torch.Tensor, action_index: torch.Tensor
+) -> torch.Tensor:
     """Negative log-likelihood of each label under ``logits``, in fp32; 0 where not trained.
 
     Args:
@@ -81,7 +83,9 @@ def reduce_over_actions(
     trained = action_index >= 0
     index = action_index[trained]
     if index.numel() and int(index.max()) >= weights.numel():
-        raise ValueError(f"action_index refers to action {int(index.max())}, only {weights.numel()} weights.")
+        raise ValueError(
+            f"action_index refers to action {int(index.max())}, only {weights.numel()} weights."
+        )
     token_values = values[trained].float()
     weights = weights.to(device=values.device, dtype=torch.float32)
     if reduction == "token":

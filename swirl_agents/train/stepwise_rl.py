@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import GenerationConfig
 
 from swirl_agents.decompose import PromptFormat, SubTrajectory, TokenizedTrajectory, tokenize_state
 from swirl_agents.judges.base import Judgement, ProcessQuery
@@ -102,13 +103,15 @@ def sample_and_judge(
         [tokenizer.decode(ids, skip_special_tokens=True) for ids in group] for group in action_ids
     ]
     queries = [
-        ProcessQuery(state.task_id, state.step, state.state, text)
-        for state, group in zip(states, texts)
+        ProcessQuery(state.task_id, state.step, state.state, text, state.question)
+        for state, group in zip(states, texts, strict=True)
         for text in group
     ]
     judgements = judge.judge_process(queries)
     if len(judgements) != len(queries):
-        raise ValueError(f"the judge returned {len(judgements)} judgements for {len(queries)} queries.")
+        raise ValueError(
+            f"the judge returned {len(judgements)} judgements for {len(queries)} queries."
+        )
     rewards = torch.tensor([judgement_reward(j) for j in judgements]).view(len(states), -1)
     advantages = group_advantages(rewards)
     examples = [
@@ -118,15 +121,15 @@ def sample_and_judge(
             ),
             (float(advantage),),
         )
-        for prompt, group, group_advantage in zip(prompts, action_ids, advantages)
-        for ids, advantage in zip(group, group_advantage)
+        for prompt, group, group_advantage in zip(prompts, action_ids, advantages, strict=True)
+        for ids, advantage in zip(group, group_advantage, strict=True)
     ]
     unparsed = sum(j.good is None and j.score is None for j in judgements)
     return SampledBatch(examples, rewards, texts, unparsed)
 
 
 def judgement_reward(judgement: Judgement) -> float:
-    """R(a|s): the judge's score (1/0 for a hard verdict, P(GOOD) for a soft one); 0 if unreadable."""
+    """R(a|s): the judge's score (1/0 if hard, P(GOOD) if soft); 0 when unreadable."""
     return float(judgement.score) if judgement.score is not None else 0.0
 
 
@@ -139,7 +142,9 @@ def generate_actions(
     Returns:
         For each prompt, G lists of action token ids.
     """
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
     device = next(model.parameters()).device
     length = max(len(prompt) for prompt in prompts)
     input_ids = torch.full((len(prompts), length), pad_id, dtype=torch.long)
@@ -147,34 +152,47 @@ def generate_actions(
     for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the same column
         input_ids[row, length - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
         attention_mask[row, length - len(prompt) :] = 1
+    eos_ids = _eos_ids(model, tokenizer)
+    # A fresh config, so that a checkpoint's own defaults (top_k, repetition penalty, ...)
+    # never bend the distribution the policy gradient assumes the actions came from.
+    generation = GenerationConfig(
+        do_sample=True,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        top_k=0,
+        max_new_tokens=sampling.max_new_tokens,
+        num_return_sequences=sampling.num_samples,
+        eos_token_id=sorted(eos_ids) or None,
+        pad_token_id=pad_id,
+        stop_strings=list(sampling.stop) or None,
+    )
     was_training = model.training
     model.eval()
     try:
         output = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention_mask.to(device),
-            do_sample=True,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_new_tokens=sampling.max_new_tokens,
-            num_return_sequences=sampling.num_samples,
-            stop_strings=list(sampling.stop) or None,
+            generation_config=generation,
             tokenizer=tokenizer,
-            pad_token_id=pad_id,
             synced_gpus=sampling.synced,
         )
     finally:
         model.train(was_training)
-    end_ids = _end_ids(model, tokenizer, pad_id)
+    end_ids = eos_ids | {pad_id}
     continuations = output[:, length:].tolist()
     actions = [cut_action(ids, tokenizer, sampling.stop, end_ids) for ids in continuations]
     groups = sampling.num_samples
     return [actions[i : i + groups] for i in range(0, len(actions), groups)]
 
 
-def cut_action(ids: Sequence[int], tokenizer: Any, stop: Sequence[str], end_ids: set[int]) -> list[int]:
-    """The tokens of one action: up to its first end token (kept: it was sampled) or
-    the token that completes a stop string, whichever comes first."""
+def cut_action(
+    ids: Sequence[int], tokenizer: Any, stop: Sequence[str], end_ids: set[int]
+) -> list[int]:
+    """The tokens of one sampled action, cut where the action ends.
+
+    An action ends at its first end token (kept: it was sampled) or at the token that
+    completes a stop string, whichever comes first.
+    """
     ids = list(ids)
     for position, token in enumerate(ids):
         if token in end_ids:
@@ -194,9 +212,9 @@ def cut_action(ids: Sequence[int], tokenizer: Any, stop: Sequence[str], end_ids:
     return ids[:low]
 
 
-def _end_ids(model: nn.Module, tokenizer: Any, pad_id: int) -> set[int]:
+def _eos_ids(model: nn.Module, tokenizer: Any) -> set[int]:
+    """The model's end-of-sequence ids (its generation config's, else the tokenizer's)."""
     eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if eos is None:
         eos = tokenizer.eos_token_id
-    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    return ids | {pad_id}
+    return set(eos if isinstance(eos, list) else [eos] if eos is not None else [])

@@ -99,21 +99,19 @@ class Trainer:
             raise ValueError("the swirl-online objective needs a process judge.")
         if config.batch_size % self.context.world_size:
             raise ValueError(
-                f"batch_size {config.batch_size} must divide by the {self.context.world_size} processes."
+                f"batch_size {config.batch_size} must divide by the "
+                f"{self.context.world_size} processes."
             )
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        )
         self.examples = self._build_examples(dataset)
         torch.manual_seed(config.seed)  # LoRA initialisation and online sampling
         model = self._prepare_model(model)
         self.reference = self._reference_model(model)
         self.model = wrap_model(model, self.context, fsdp=config.fsdp)
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            self.parameters,
-            lr=config.lr,
-            betas=config.adam_betas,
-            weight_decay=config.weight_decay,
-        )
+        self.optimizer = _make_optimizer(self.parameters, config)
         self.scheduler = _make_scheduler(self.optimizer, config)
         self.sampler = BatchSampler(len(self.examples), config.batch_size, config.seed)
         self.step = 0
@@ -248,8 +246,11 @@ class Trainer:
         return loss, kl.detach()
 
     def _logits(self, model: nn.Module, batch: Batch, keep: torch.Tensor) -> torch.Tensor:
-        """``(B, len(keep), V)`` logits at the kept positions only: the LM head (the biggest
-        matrix for a large vocabulary) never runs on the prompt and the tool results."""
+        """Logits ``(B, len(keep), V)`` at the kept positions only.
+
+        The LM head (the biggest matrix for a large vocabulary) then never runs on the
+        prompt or the tool results.
+        """
         with self._autocast():
             return model(
                 input_ids=batch.input_ids,
@@ -278,10 +279,8 @@ class Trainer:
         rewards = sampled.rewards
         spread = (rewards.max(dim=1).values > rewards.min(dim=1).values).float()
         lengths = [len(e.tokens.input_ids) - e.tokens.action_spans[0][0] for e in sampled.examples]
-        totals = all_reduce_sum(
-            [rewards.sum(), rewards.numel(), spread.sum(), spread.numel(), sum(lengths), sampled.unparsed],
-            self.context,
-        )
+        counts = [rewards.sum(), rewards.numel(), spread.sum(), spread.numel(), sum(lengths)]
+        totals = all_reduce_sum([float(c) for c in counts] + [sampled.unparsed], self.context)
         return sampled.examples, {
             "reward_mean": totals[0] / totals[1],
             "groups_with_signal": totals[2] / totals[3],
@@ -327,7 +326,9 @@ class Trainer:
             if enable is not None:
                 enable(activation_checkpointing_kwargs={"use_reentrant": False})
             else:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                model.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
         if config.lora_r:
             from peft import LoraConfig, get_peft_model
 
@@ -339,6 +340,8 @@ class Trainer:
                 task_type="CAUSAL_LM",
             )
             model = get_peft_model(model, lora)
+        if config.fsdp:  # fully_shard moves one block at a time, so a model need not fit
+            return model.train()
         return model.to(self.context.device).train()
 
     def _reference_model(self, model: nn.Module) -> nn.Module | None:
@@ -346,7 +349,11 @@ class Trainer:
         if not (self.online and self.config.kl_coef) or self.config.lora_r:
             return None
         reference = copy.deepcopy(model).eval().requires_grad_(False)
-        return wrap_model(reference, self.context, fsdp=self.config.fsdp) if self.config.fsdp else reference
+        return (
+            wrap_model(reference, self.context, fsdp=self.config.fsdp)
+            if self.config.fsdp
+            else reference
+        )
 
     def _resume(self) -> None:
         checkpoint = latest_checkpoint(self.out_dir)
@@ -378,6 +385,20 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(metrics) + "\n")
+
+
+def _make_optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, with the fused kernel (one launch for all tensors) where torch has it.
+
+    FSDP's sharded parameters keep the default multi-tensor kernel.
+    """
+    settings = {"lr": config.lr, "betas": config.adam_betas, "weight_decay": config.weight_decay}
+    if not config.fsdp:
+        try:
+            return torch.optim.AdamW(parameters, fused=True, **settings)
+        except (RuntimeError, ValueError):  # no fused kernel for this device or torch
+            pass
+    return torch.optim.AdamW(parameters, **settings)
 
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):

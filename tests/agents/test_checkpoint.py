@@ -157,11 +157,11 @@ def test_latest_checkpoint_skips_unfinished_directories(tmp_path):
 
 def test_resume_with_a_different_data_order_is_refused(tmp_path, model_dir, trajectories):
     model, tokenizer = load(model_dir)
-    settings = TrainConfig(out_dir=str(tmp_path), steps=2, batch_size=2, save_every=2, progress=False)
+    settings = TrainConfig(
+        out_dir=str(tmp_path), steps=2, batch_size=2, save_every=2, progress=False
+    )
     Trainer(settings, model, tokenizer, trajectories).train()
     model, tokenizer = load(model_dir)
-    changed = TrainConfig(
-        out_dir=str(tmp_path), steps=4, batch_size=4, resume=True, progress=False
-    )
+    changed = TrainConfig(out_dir=str(tmp_path), steps=4, batch_size=4, resume=True, progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         Trainer(changed, model, tokenizer, trajectories)

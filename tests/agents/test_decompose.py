@@ -1,4 +1,4 @@
-"""Step-wise decomposition: K actions -> K sub-trajectories, as text and as prefix-exact token ids."""
+"""Step-wise decomposition: K actions -> K sub-trajectories, as text and prefix-exact token ids."""
 
 import gymnasium as gym
 import pytest
@@ -20,8 +20,7 @@ from swirl_agents.policies.scripted import OraclePolicy, RandomPolicy  # noqa: E
 from swirl_agents.rollout import rollout  # noqa: E402
 from swirl_agents.tiny import train_tiny_tokenizer  # noqa: E402
 from swirl_agents.trajectory import Step, Trajectory  # noqa: E402
-from swirl_envs.tasks.files import DatasetNotFoundError  # noqa: E402
-from tests.envs.env_kwargs import env_kwargs  # noqa: E402
+from tests.envs.dataset_fixtures import dataset_env_kwargs  # noqa: E402
 
 ENV_IDS = sorted(swirl_envs.ENV_IDS)
 PROMPT = "Solve it.\n\nQuestion: What is 3 + 4, doubled?\n"
@@ -65,15 +64,24 @@ def merging_tokenizer(texts):
 @pytest.fixture(scope="module")
 def corpus():
     env = gym.make("swirl/SynthHop-v0")
-    hop = [t.transcript for t in rollout(env, OraclePolicy(), num_tasks=20, progress=False).trajectories]
+    hop = [
+        t.transcript
+        for t in rollout(env, OraclePolicy(), num_tasks=20, progress=False).trajectories
+    ]
     env = gym.make("swirl/SynthMath-v0")
-    math = [t.transcript for t in rollout(env, OraclePolicy(), num_tasks=20, progress=False).trajectories]
+    math = [
+        t.transcript
+        for t in rollout(env, OraclePolicy(), num_tasks=20, progress=False).trajectories
+    ]
     return (hop + math + [handmade_trajectory().transcript]) * 3
 
 
 @pytest.fixture(scope="module")
 def tokenizers(corpus):
-    return {"tiny": train_tiny_tokenizer(corpus, vocab_size=500), "merging": merging_tokenizer(corpus)}
+    return {
+        "tiny": train_tiny_tokenizer(corpus, vocab_size=500),
+        "merging": merging_tokenizer(corpus),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +92,7 @@ def real_trajectories(tmp_path_factory):
     def episodes(env_id):
         if env_id not in made:
             fixtures = tmp_path_factory.mktemp("data")
-            try:
-                env = gym.make(env_id, **env_kwargs(env_id, fixtures))
-            except DatasetNotFoundError:
-                pytest.skip(f"{env_id} needs a dataset fixture in tests/envs/env_kwargs.py")
+            env = gym.make(env_id, **dataset_env_kwargs(env_id, fixtures))
             gold = rollout(env, OraclePolicy(), num_tasks=2, progress=False).trajectories
             noisy = rollout(env, RandomPolicy(), num_tasks=2, seed=1, progress=False).trajectories
             made[env_id] = (gold + noisy, fixtures)
@@ -144,14 +149,16 @@ def test_text_layout_decodes_to_the_transcript_and_chat_layout_to_the_template(
         chat = tokenize_trajectory(trajectory, tokenizer, "chat")
         steps = [(s.action, s.feedback) for s in trajectory.steps]
         messages = env_messages(trajectory.prompt, trajectory.question, steps)
-        rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        rendered = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
         assert tokenizer.decode(chat.input_ids) == rendered
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_env_messages_equal_the_messages_the_env_itself_reports(env_id, real_trajectories):
     trajectories, fixtures = real_trajectories(env_id)
-    env = gym.make(env_id, **env_kwargs(env_id, fixtures))
+    env = gym.make(env_id, **dataset_env_kwargs(env_id, fixtures))
     for trajectory in trajectories:
         _, info = env.reset(options={"index": trajectory.meta["index"]})
         for step in trajectory.steps:
@@ -180,7 +187,7 @@ def test_action_mask_covers_exactly_the_action_tokens(tokenizers):
     tokenizer = tokenizers["tiny"]
     trajectory = handmade_trajectory()
     tokens = tokenize_trajectory(trajectory, tokenizer)
-    masked = [i for i, bit in zip(tokens.input_ids, tokens.action_mask) if bit]
+    masked = [i for i, bit in zip(tokens.input_ids, tokens.action_mask, strict=True) if bit]
     assert tokenizer.decode(masked) == "".join(step.action for step in trajectory.steps)
     assert len(tokens.action_mask) == len(tokens.input_ids)
 
@@ -214,7 +221,9 @@ def test_chat_template_that_rewrites_history_is_rejected(tokenizers):
         "{% if add_generation_prompt %}assistant: {% endif %}"
     )
     with pytest.raises(ValueError, match="prefix"):
-        transcript_segments(PROMPT, "What is 3 + 4, doubled?", [("a", "\nb\n"), ("c", "")], tokenizer, "chat")
+        transcript_segments(
+            PROMPT, "What is 3 + 4, doubled?", [("a", "\nb\n"), ("c", "")], tokenizer, "chat"
+        )
 
 
 def test_prompt_not_written_by_the_env_is_a_clear_error():

@@ -68,7 +68,9 @@ def test_two_ddp_processes_take_the_same_steps_as_one(tmp_path, setup):
     assert not torch.allclose(start["model.norm.weight"], expected["model.norm.weight"])
     torchrun(data, model_dir, tmp_path)
     assert_same_weights(expected, tmp_path)
-    assert {f"rng-{rank}.pt" for rank in (0, 1)} <= {p.name for p in (tmp_path / "checkpoint-2").iterdir()}
+    assert {f"rng-{rank}.pt" for rank in (0, 1)} <= {
+        p.name for p in (tmp_path / "checkpoint-2").iterdir()
+    }
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ def test_hand_computed_probabilities_and_reductions():
     expected_nll = torch.tensor([[a, b, a], [b, a, 0.0]])
     assert torch.allclose(token_nll(logits, labels, action_index), expected_nll)
     per_action_mean = [(a + b) / 2, a, (b + a) / 2]
-    expected = sum(w * l for w, l in zip([1.0, 0.5, -1.0], per_action_mean)) / 3
+    expected = sum(w * nll for w, nll in zip([1.0, 0.5, -1.0], per_action_mean, strict=True)) / 3
     loss = stepwise_loss(logits, labels, action_index, weights)
     assert loss.item() == pytest.approx(expected)
     expected_token = (a + b + 0.5 * a - b - a) / 5
@@ -123,7 +123,9 @@ def test_group_advantages_normalise_within_each_state():
 def test_bad_arguments_raise_clear_errors():
     values = torch.ones(1, 2)
     with pytest.raises(ValueError, match="reduction"):
-        reduce_over_actions(values, torch.zeros(1, 2, dtype=torch.long), torch.ones(1), reduction="mean")
+        reduce_over_actions(
+            values, torch.zeros(1, 2, dtype=torch.long), torch.ones(1), reduction="mean"
+        )
     with pytest.raises(ValueError, match="differ"):
         reduce_over_actions(values, torch.zeros(1, 3, dtype=torch.long), torch.ones(1))
     with pytest.raises(ValueError, match="weights"):

@@ -1,5 +1,6 @@
 """The trainer on a tiny model: one-pass equivalence, objectives, accumulation, LoRA, online RL."""
 
+import argparse
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from swirl_agents.commands.train import add_parser, config_from_args  # noqa: E402
 from swirl_agents.decompose import decompose_trajectory, tokenize_sub_trajectory  # noqa: E402
 from swirl_agents.judges.base import hard_judgement  # noqa: E402
 from swirl_agents.train import TrainConfig, Trainer  # noqa: E402
@@ -117,9 +119,10 @@ def test_collate_shifts_labels_and_numbers_actions_across_the_batch(model_dir, t
     for number, (start, end) in enumerate(first.action_spans):
         assert (batch.action_index[0, start - 1 : end - 1] == number).all()
         assert batch.labels[0, start - 1 : end - 1].tolist() == list(first.input_ids[start:end])
-    assert batch.action_index[1].max().item() == len(first.action_spans) + len(
-        examples[1].tokens.action_spans
-    ) - 1
+    assert (
+        batch.action_index[1].max().item()
+        == len(first.action_spans) + len(examples[1].tokens.action_spans) - 1
+    )
     assert (batch.labels[batch.action_index < 0] == -100).all()
     assert batch.weights.tolist() == [1.0] * batch.weights.numel()
 
@@ -127,7 +130,7 @@ def test_collate_shifts_labels_and_numbers_actions_across_the_batch(model_dir, t
 def test_offline_weights_are_the_process_judge_scores(model_dir, trajectories):
     _, tokenizer = load(model_dir)
     examples = offline_examples(trajectories, tokenizer, max_length=4096)
-    for trajectory, example in zip(trajectories, examples):
+    for trajectory, example in zip(trajectories, examples, strict=True):
         scores = [j["score"] for j in trajectory.meta["judgements"]["process"]]
         assert list(example.weights) == scores
     unjudged = [trajectories[0].__class__.from_dict({**trajectories[0].to_dict(), "meta": {}})]
@@ -174,9 +177,14 @@ def test_gradient_checkpointing_gives_the_same_update(tmp_path, model_dir, traje
     results = []
     for checkpointing in (False, True):
         model, tokenizer = load(model_dir)
-        settings = config(tmp_path / str(checkpointing), gradient_checkpointing=checkpointing, steps=2)
+        settings = config(
+            tmp_path / str(checkpointing), gradient_checkpointing=checkpointing, steps=2
+        )
         Trainer(settings, model, tokenizer, trajectories).train()
-        assert any(getattr(m, "gradient_checkpointing", False) for m in model.modules()) is checkpointing
+        assert (
+            any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+            is checkpointing
+        )
         results.append(weights(model))
     assert all(torch.allclose(results[0][n], results[1][n], atol=1e-6) for n in results[0])
 
@@ -194,14 +202,21 @@ def test_lora_changes_only_the_adapters(tmp_path, model_dir, trajectories):
         wrapped = f"base_model.model.{name}".replace(".weight", ".base_layer.weight")
         current = named.get(wrapped, named.get(f"base_model.model.{name}"))
         assert torch.equal(current, value), name
-    assert (tmp_path / "run/final/adapter_model.safetensors").is_file()
+    from peft import PeftModel
+
+    exported = PeftModel.from_pretrained(load(model_dir)[0], tmp_path / "run/final")
+    for name, value in exported.named_parameters():
+        if "lora_" in name:
+            assert torch.equal(value, lora[name]), name
 
 
 def test_cosine_schedule_warms_up_then_decays(tmp_path, model_dir, trajectories):
     model, tokenizer = load(model_dir)
     settings = config(tmp_path, steps=6, warmup_steps=2, lr_schedule="cosine", lr=1e-3)
     Trainer(settings, model, tokenizer, trajectories).train()
-    lrs = [json.loads(line)["lr"] for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    lrs = [
+        json.loads(line)["lr"] for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
+    ]
     assert lrs[:3] == pytest.approx([0.0, 5e-4, 1e-3])
     assert lrs[3] == pytest.approx(1e-3 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi / 4)).item()))
     assert lrs[3] > lrs[4] > lrs[5] > 0
@@ -247,7 +262,9 @@ def test_online_step_samples_judges_without_tools_and_raises_rewarded_log_probs(
     assert len(sampled.examples) == len(judge.queries) == 24
     for number, query in enumerate(judge.queries):
         state = states[number // 4]
-        assert (query.task_id, query.step, query.state) == (state.task_id, state.step, state.state)
+        assert (query.task_id, query.step, query.state, query.question) == (
+            state.task_id, state.step, state.state, state.question
+        )
         assert query.action == sampled.actions[number // 4][number % 4]
         example = sampled.examples[number]
         (start, end), ids = example.tokens.action_spans[0], example.tokens.input_ids
@@ -270,7 +287,9 @@ def test_online_step_samples_judges_without_tools_and_raises_rewarded_log_probs(
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     batch = collate(sampled.examples, tokenizer.pad_token_id)
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    stepwise_loss(logits, batch.labels, batch.action_index, batch.weights, reduction="action_sum").backward()
+    stepwise_loss(
+        logits, batch.labels, batch.action_index, batch.weights, reduction="action_sum"
+    ).backward()
     optimizer.step()
     assert objective() > before
 
@@ -281,7 +300,9 @@ def test_cut_action_stops_at_the_closing_tag_or_an_end_token(model_dir):
     cut = cut_action(ids, tokenizer, ["</math_exp>"], {tokenizer.eos_token_id})
     assert tokenizer.decode(cut) == "<math_exp>3 + 4</math_exp>"
     with_eos = ids[:3] + [tokenizer.eos_token_id] + ids[3:]
-    assert cut_action(with_eos, tokenizer, ["</math_exp>"], {tokenizer.eos_token_id}) == with_eos[:4]
+    assert (
+        cut_action(with_eos, tokenizer, ["</math_exp>"], {tokenizer.eos_token_id}) == with_eos[:4]
+    )
     assert cut_action(ids[:3], tokenizer, ["</math_exp>"], set()) == ids[:3]
 
 
@@ -306,3 +327,20 @@ def test_online_objective_without_a_judge_is_an_error(tmp_path, model_dir, traje
         TrainConfig(objective="ppo")
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainConfig.from_dict({"learning_rate": 1.0})
+
+
+def test_cli_flags_are_the_config_fields_with_their_docstrings_as_help():
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    argv = "train --data d.jsonl --model m --out o --objective sft --steps 7 --lr 0.5 --resume"
+    argv += " --batch-size 4 --stop </a> </b> --no-bf16 --loss-reduction token --device cpu"
+    config = config_from_args(parser.parse_args(argv.split()))
+    assert config == TrainConfig(
+        data="d.jsonl", model="m", out_dir="o", objective="sft", steps=7, lr=0.5, resume=True,
+        batch_size=4, stop=("</a>", "</b>"), bf16=False, loss_reduction="token", device="cpu",
+    )  # fmt: skip
+    assert config_from_args(parser.parse_args(["train"])) == TrainConfig()
+    help_text = parser._subparsers._group_actions[0].choices["train"].format_help()
+    assert "Online: actions sampled per state" in help_text
+    with pytest.raises(SystemExit):
+        config_from_args(parser.parse_args("train --objective ppo".split()))
