@@ -2,9 +2,9 @@
 
 Usage::
 
-    python benchmarks/rollout_speed.py                        # tiny random model, batch 1 vs 32
-    python benchmarks/rollout_speed.py --warmup-steps 150     # a model that makes real tool calls
-    python benchmarks/rollout_speed.py --model runs/tiny --batch-sizes 1 8 32 64
+    python benchmarks/rollout_speed.py --save-model runs/bench-tiny   # batch 1 vs 32
+    python benchmarks/rollout_speed.py --model runs/bench-tiny --batch-sizes 1 8 32 64
+    python benchmarks/rollout_speed.py --warmup-steps 0                # random weights
 
 Every batch size runs the same episodes (``num_tasks`` tasks x ``samples``) in the
 same process, through the full engine: ``HFPolicy`` generation, env steps, tool
@@ -12,11 +12,13 @@ calls and a trajectory store with fsync. The targets (issue 5): actions/s at bat
 32 at least 8x batch 1, and env + tool + store time under 10% of wall time at
 batch 32.
 
-Without ``--model`` a tiny model is built for the env (random weights, so its
-actions are mostly malformed and few reach a tool). ``--warmup-steps N`` first
-fine-tunes it with the project's SFT trainer on oracle trajectories, so that it
-calls the calculator or search like a trained policy and the env/tool share is
-measured on real tool calls.
+Without ``--model`` a tiny model is built for the env and fine-tuned for
+``--warmup-steps`` steps with the project's SFT trainer on oracle trajectories, so
+that it writes well-formed actions that call the calculator, stop at the closing
+tag, and take about as many tokens as a trained policy's. (With random weights,
+``--warmup-steps 0``, actions are malformed, never stop early and rarely reach a
+tool: a poor stand-in for a policy.) The warm-up takes a few minutes on a CPU;
+``--save-model`` keeps the result for later runs.
 
 Prints a table and writes JSON (default ``results/rollout_speed.json``).
 """
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -52,7 +55,7 @@ class Args:
     """Environment id."""
     env_kwargs: dict = field(default_factory=lambda: {"num_tasks": 200})
     """Settings passed to ``gym.make``."""
-    num_tasks: int = 32
+    num_tasks: int = 192
     """Tasks measured (the first N of the env)."""
     samples: int = 1
     """Episodes per task."""
@@ -60,8 +63,10 @@ class Args:
     """Batch sizes compared; the first is the baseline of the speed-up column."""
     model: str | None = None
     """A model directory to use instead of a freshly built tiny model."""
-    warmup_steps: int = 0
-    """SFT steps on oracle trajectories before measuring (tiny model only)."""
+    warmup_steps: int = 300
+    """SFT steps on oracle trajectories before measuring (tiny model only; 0 for random weights)."""
+    save_model: str | None = None
+    """Keep the model that was measured here, to pass as ``--model`` next time."""
     temperature: float = 1.0
     """Sampling temperature of the policy."""
     max_new_tokens: int = 32
@@ -85,7 +90,7 @@ def prepare_model(args: Args, env: gym.Env, workdir: Path) -> str:
         return str(path)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from swirl_agents.train import Trainer, TrainConfig
+    from swirl_agents.train import TrainConfig, Trainer
 
     oracle = rollout(env, OraclePolicy(), samples=1, seed=args.seed, progress=False)
     config = TrainConfig(
@@ -158,17 +163,19 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     """Print one line per batch size."""
     header = (
         f"{'batch':>5} {'actions':>7} {'tools':>6} {'acc':>5} {'wall s':>7} {'actions/s':>9} "
-        f"{'tokens/s':>8} {'speed-up':>8} {'policy s':>8} {'env s':>6} {'store s':>7} {'overhead':>8}"
+        f"{'tokens/s':>8} {'speed-up':>8} {'policy s':>8} {'env s':>6} {'store s':>7} "
+        f"{'overhead':>8}"
     )
     print(header)
     print("-" * len(header))
     base = rows[0]["actions_per_s"]
     for row in rows:
         print(
-            f"{row['batch_size']:>5} {row['actions']:>7} {row['tool_calls']:>6} {row['accuracy']:>5.2f} "
-            f"{row['seconds']:>7.1f} {row['actions_per_s']:>9.1f} {row['tokens_per_s']:>8.0f} "
-            f"{row['actions_per_s'] / base:>7.1f}x {row['policy_seconds']:>8.1f} "
-            f"{row['env_seconds']:>6.2f} {row['store_seconds']:>7.2f} {100 * row['overhead']:>7.1f}%"
+            f"{row['batch_size']:>5} {row['actions']:>7} {row['tool_calls']:>6} "
+            f"{row['accuracy']:>5.2f} {row['seconds']:>7.1f} {row['actions_per_s']:>9.1f} "
+            f"{row['tokens_per_s']:>8.0f} {row['actions_per_s'] / base:>7.1f}x "
+            f"{row['policy_seconds']:>8.1f} {row['env_seconds']:>6.2f} "
+            f"{row['store_seconds']:>7.2f} {100 * row['overhead']:>7.1f}%"
         )
 
 
@@ -194,12 +201,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         started = time.perf_counter()
         model_path = prepare_model(args, env, workdir)
         preparation = time.perf_counter() - started
+        if args.save_model:
+            shutil.copytree(model_path, args.save_model, dirs_exist_ok=True)
         rows = [measure(args, env, model_path, size, workdir) for size in args.batch_sizes]
     print_table(rows)
     speedup = rows[-1]["actions_per_s"] / rows[0]["actions_per_s"]
+    largest, smallest = rows[-1]["batch_size"], rows[0]["batch_size"]
     print(
-        f"\nbatch {rows[-1]['batch_size']} vs {rows[0]['batch_size']}: {speedup:.1f}x actions/s; "
-        f"env+tool+store overhead at batch {rows[-1]['batch_size']}: {100 * rows[-1]['overhead']:.1f}%"
+        f"\nbatch {largest} vs {smallest}: {speedup:.1f}x actions/s; env+tool+store "
+        f"overhead at batch {largest}: {100 * rows[-1]['overhead']:.1f}%"
     )
     results = {
         "args": asdict(args),

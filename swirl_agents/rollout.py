@@ -18,6 +18,7 @@ episodes are skipped and the rest run as they would have).
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ class _Source:
         return self.free.pop() if self.free else copy.copy(self.env)
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: each live episode is one object
 class _Episode:
     source: _Source
     env: SwirlEnv
@@ -189,7 +190,14 @@ def rollout(
 class _Engine:
     """The round loop of one ``rollout`` call."""
 
-    def __init__(self, policy: Policy, seed: int, store, summary: RolloutSummary, keep: bool):
+    def __init__(
+        self,
+        policy: Policy,
+        seed: int,
+        store: TrajectoryStore | None,
+        summary: RolloutSummary,
+        keep: bool,
+    ):
         self.policy = policy
         self.policy_info = describe_policy(policy)
         self.seed = seed
@@ -200,7 +208,8 @@ class _Engine:
         stats = getattr(policy, "stats", None)
         self._tokens_before = stats.completion_tokens if stats is not None else 0
 
-    def run(self, pending: Iterator[tuple[_Source, int, int]], batch_size: int, bar) -> None:
+    def run(self, pending: Iterator[tuple[_Source, int, int]], batch_size: int, bar: Any) -> None:
+        """Keep ``batch_size`` episodes live until ``pending`` is exhausted."""
         started = time.perf_counter()
         live: list[_Episode] = []
         while True:
@@ -252,7 +261,7 @@ class _Engine:
         prefetched = _prefetch_batched_tools(live, actions)
         finished = [
             episode
-            for episode, action in zip(live, actions)
+            for episode, action in zip(live, actions, strict=True)
             if self._step(episode, action, policy_seconds / len(live), prefetched.get(id(episode)))
         ]
         self.summary.env_seconds += time.perf_counter() - began
@@ -317,7 +326,9 @@ def _sources(envs: EnvSource | Sequence[EnvSource]) -> list[_Source]:
         env = gym.make(item) if isinstance(item, str) else item
         base = env.unwrapped
         if not isinstance(base, SwirlEnv):
-            raise TypeError(f"{item!r} is not a SwirlEnv (its unwrapped env is {type(base).__name__}).")
+            raise TypeError(
+                f"{item!r} is not a SwirlEnv (its unwrapped env is {type(base).__name__})."
+            )
         spec = env.spec
         env_id = spec.id if spec is not None else type(base).__name__
         for task in base.tasks:
@@ -327,18 +338,30 @@ def _sources(envs: EnvSource | Sequence[EnvSource]) -> list[_Source]:
                     f"episodes are keyed by task id."
                 )
             owners[task.id] = env_id
-        kwargs = dict(spec.kwargs) if spec is not None else {}
+        kwargs = _json_safe(dict(spec.kwargs)) if spec is not None else {}
         sources.append(_Source(base, env_id, kwargs, _stop_tags(base.tools)))
     return sources
 
 
 def _as_stored(value: Any) -> Any:
-    """``value`` as it reads back from JSON (tuples become lists), so stored and live records match."""
+    """``value`` as JSON gives it back (tuples become lists): stored and live records then match."""
     if isinstance(value, dict):
         return {key: _as_stored(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_as_stored(item) for item in value]
     return value
+
+
+def _json_safe(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Env settings as stored: JSON values as they are, anything else (a judge) as its repr."""
+    safe = {}
+    for key, value in kwargs.items():
+        try:
+            json.dumps(value)
+            safe[key] = _as_stored(value)
+        except (TypeError, ValueError):
+            safe[key] = repr(value)
+    return safe
 
 
 def _stop_tags(tools: Sequence[Tool]) -> tuple[str, ...]:
@@ -349,7 +372,9 @@ def _episodes(
     sources: list[_Source], samples: int, num_tasks: int | None
 ) -> Iterator[tuple[_Source, int, int]]:
     for source in sources:
-        count = len(source.env.tasks) if num_tasks is None else min(num_tasks, len(source.env.tasks))
+        count = (
+            len(source.env.tasks) if num_tasks is None else min(num_tasks, len(source.env.tasks))
+        )
         for index in range(count):
             for sample in range(samples):
                 yield source, index, sample
@@ -384,7 +409,7 @@ def _prefetch_batched_tools(live: list[_Episode], actions: Sequence[str]) -> dic
     """
     calls: dict[int, list[tuple[_Episode, str]]] = {}
     tools: dict[int, Tool] = {}
-    for episode, action in zip(live, actions):
+    for episode, action in zip(live, actions, strict=True):
         env = episode.env
         parsed = parse_action(action, env.tools, env.max_action_chars)
         if not isinstance(parsed, ToolCall):
@@ -400,6 +425,8 @@ def _prefetch_batched_tools(live: list[_Episode], actions: Sequence[str]) -> dic
             results = tool.call_many([(argument, episode.env.task) for episode, argument in batch])
         except Exception:  # noqa: BLE001 - each env then calls the tool itself and reports the error
             continue
+        if len(results) != len(batch):
+            continue  # a faulty batch: fall back to one call per env, as without call_many
         for (episode, _), result in zip(batch, results, strict=True):
             replaced[id(episode)] = [
                 _Prefetched(t, result) if t is tool else t for t in episode.env.tools

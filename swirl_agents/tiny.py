@@ -1,4 +1,4 @@
-"""A tiny tokenizer and randomly initialised causal LM, built locally for tests, examples and the CPU demo.
+"""A tiny tokenizer and random-init causal LM, built locally for tests, examples and the CPU demo.
 
 Nothing is downloaded: a byte-level BPE tokenizer is trained on the tasks' own text
 (prompts, questions, passages, gold actions), and a Llama- or Qwen2-shaped model of a

@@ -39,7 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="trajectory store (JSONL, appended)")
     parser.add_argument("--samples", type=int, default=1, help="episodes per task (k)")
     parser.add_argument("--batch-size", type=int, default=32, help="live episodes at once")
-    parser.add_argument("--seed", type=int, default=0, help="run seed (per-episode seeds derive from it)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="run seed (per-episode seeds derive from it)"
+    )
     sampling = parser.add_argument_group("model policies")
     sampling.add_argument("--temperature", type=float, default=1.0, help="0 for greedy")
     sampling.add_argument("--top-p", type=float, default=1.0)

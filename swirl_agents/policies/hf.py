@@ -1,11 +1,13 @@
-"""A Hugging Face causal-LM policy: batched, left-padded ``generate`` that stops at the end of a call.
+"""A Hugging Face causal-LM policy: one batched ``generate`` per round, stopping after each call.
 
 Every live episode of a rollout round is one row of one ``generate`` call. The
 prompt is the env's transcript (``prompt_format="text"``) or its chat messages
 through the tokenizer's chat template (``"chat"``); ``"auto"`` picks chat when the
 tokenizer has a template. Generation stops for a row as soon as it closes a tool
 call or an answer (transformers' stop strings), and anything decoded past the
-closing tag is cut.
+closing tag is cut. Each row only computes tokens the model has not seen: an
+episode's keys and values are kept between rounds and the system prompt shared by
+new episodes is computed once per batch (``kv_cache``).
 
 Sampling is per episode, not per batch: each row draws its token from its own
 ``torch.Generator`` seeded by ``step_seed(observation.seed, step)``, by the
@@ -28,16 +30,13 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    DynamicCache,
     GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
-    StaticCache,
     TemperatureLogitsWarper,
     TopPLogitsWarper,
 )
-from transformers.cache_utils import DynamicLayer, StaticLayer
 
 from swirl_agents.policies.base import (
     Observation,
@@ -46,10 +45,9 @@ from swirl_agents.policies.base import (
     cut_at_stop,
     step_seed,
 )
+from swirl_agents.policies.kv_cache import EpisodeKVCache, layout_rows, supports_reuse
 
 PromptFormat = Literal["auto", "text", "chat"]
-MIN_SHARED_PREFIX = 16
-"""Shortest common token prefix worth computing once for a whole batch."""
 
 
 class HFPolicy:
@@ -57,13 +55,15 @@ class HFPolicy:
 
     Args:
         model: A transformers causal LM (already on its device).
-        tokenizer: Its tokenizer; padding is forced to the left for batching.
+        tokenizer: Its tokenizer (the policy pads rows itself; a missing pad token
+            becomes the EOS token).
         sampling: Temperature (0 for greedy), top-p, max new tokens and stop strings.
         prompt_format: ``"text"`` (the transcript), ``"chat"`` (the messages through
             the chat template) or ``"auto"`` (chat when the tokenizer has a template).
-        prefix_cache: Compute the prompt prefix that every row of a batch shares (the
-            system prompt) once, in a static KV cache, instead of once per row. Used
-            only where the model's cache is the plain full-attention kind.
+        reuse_kv: Keep each episode's keys and values between calls and compute the
+            system prompt once per batch, so a round only runs the tokens it has not
+            seen (see ``kv_cache``). Used where the model's cache is plain full
+            attention; costs the memory of the live episodes' caches between calls.
         name: Shown in stored trajectories; defaults to the model's path.
     """
 
@@ -74,7 +74,7 @@ class HFPolicy:
         *,
         sampling: SamplingSettings | None = None,
         prompt_format: PromptFormat = "auto",
-        prefix_cache: bool = True,
+        reuse_kv: bool = True,
         name: str | None = None,
     ):
         if prompt_format not in ("auto", "text", "chat"):
@@ -84,15 +84,18 @@ class HFPolicy:
             raise ValueError("prompt_format='chat' needs a tokenizer with a chat template.")
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.sampling = sampling or SamplingSettings()
         self.chat = prompt_format == "chat" or (prompt_format == "auto" and has_template)
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
-        self.prefix_cache = prefix_cache and _has_plain_cache(model)
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        self.kv_cache = (
+            EpisodeKVCache(model, self._cache_argument)
+            if reuse_kv and supports_reuse(model)
+            else None
+        )
         self.stats = PolicyStats()
 
     @classmethod
@@ -110,12 +113,15 @@ class HFPolicy:
             name_or_path: Anything ``AutoModelForCausalLM.from_pretrained`` accepts.
             device: ``"cuda"``, ``"cpu"``, ...; CUDA when available by default.
             dtype: Weights' dtype; bfloat16 on CUDA and float32 on CPU by default.
-            **kwargs: ``HFPolicy`` settings (``sampling``, ``prompt_format``, ``name``).
+            **kwargs: ``HFPolicy`` settings (``sampling``, ``prompt_format``, ``reuse_kv``,
+                ``name``).
         """
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype is None:
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         elif isinstance(dtype, str):
+            if not isinstance(getattr(torch, dtype, None), torch.dtype):
+                raise ValueError(f"unknown dtype {dtype!r}; use e.g. bfloat16, float16, float32.")
             dtype = getattr(torch, dtype)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype).to(device)
@@ -130,10 +136,15 @@ class HFPolicy:
             "max_new_tokens": self.sampling.max_new_tokens,
             "stop": list(self.sampling.stop),
             "prompt_format": "chat" if self.chat else "text",
-            "prefix_cache": self.prefix_cache,
+            "reuse_kv": self.kv_cache is not None,
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "device": str(self.model.device),
         }
+
+    def close(self) -> None:
+        """Free the keys and values kept for live episodes."""
+        if self.kv_cache is not None:
+            self.kv_cache.clear()
 
     @torch.inference_mode()
     def act(self, observations: Sequence[Observation]) -> list[str]:
@@ -143,16 +154,18 @@ class HFPolicy:
         started = time.perf_counter()
         rows = self._tokenize(observations)
         stop = self.sampling.stop_strings(observations)
-        prefix = shared_prefix_length(rows) if self.prefix_cache and len(rows) > 1 else 0
-        if prefix < MIN_SHARED_PREFIX:
-            prefix = 0
-        input_ids, attention_mask = layout_rows(rows, prefix, self.tokenizer.pad_token_id)
-        input_ids = input_ids.to(self.model.device)
-        attention_mask = attention_mask.to(self.model.device)
+        pad_id = self.tokenizer.pad_token_id
+        keys = [o.seed for o in observations]
         cache = {}
-        if prefix:
-            total = input_ids.shape[1] + self.sampling.max_new_tokens
-            cache[self._cache_argument] = self._prefilled_cache(input_ids[:1, :prefix], len(rows), total)
+        if self.kv_cache is not None:
+            input_ids, attention_mask, static = self.kv_cache.prepare(
+                keys, rows, self.sampling.max_new_tokens, pad_id
+            )
+            cache[self._cache_argument] = static
+        else:
+            input_ids, attention_mask = layout_rows(rows, [0] * len(rows), pad_id)
+            input_ids = input_ids.to(self.model.device)
+            attention_mask = attention_mask.to(self.model.device)
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -162,8 +175,12 @@ class HFPolicy:
             **cache,
         )
         new_tokens = output[:, input_ids.shape[1] :]
+        if self.kv_cache is not None:
+            self.kv_cache.save(
+                keys, rows, attention_mask, new_tokens, cache[self._cache_argument], pad_id
+            )
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        generated = int((new_tokens != self.tokenizer.pad_token_id).sum())
+        generated = int((new_tokens != pad_id).sum())
         self.stats.record(started, len(rows), sum(map(len, rows)), generated)
         return [cut_at_stop(text, stop) for text in texts]
 
@@ -178,17 +195,6 @@ class HFPolicy:
             # The template writes the special tokens itself.
             return self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         return self.tokenizer([o.text for o in observations])["input_ids"]
-
-    def _prefilled_cache(self, prefix: torch.Tensor, batch: int, length: int) -> StaticCache:
-        """A static KV cache for ``batch`` rows whose first positions hold ``prefix``, computed once."""
-        shared = DynamicCache(config=self.model.config)
-        self.model(input_ids=prefix, use_cache=True, **{self._cache_argument: shared})
-        cache = StaticCache(config=self.model.config, max_cache_len=length)
-        for index, layer in enumerate(shared.layers):
-            keys = layer.keys.expand(batch, -1, -1, -1)
-            values = layer.values.expand(batch, -1, -1, -1)
-            cache.update(keys, values, index)
-        return cache
 
     def _generation_config(self, stop: list[str]) -> GenerationConfig:
         # Built from scratch so that a checkpoint's own defaults (top_k, repetition
@@ -233,44 +239,3 @@ class _PerRowSampler(LogitsProcessor):
         )
         gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20, max=1 - 1e-7)))
         return scores + gumbel
-
-
-def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
-    """Length of the token prefix common to every row, leaving each row at least one token."""
-    limit = min(len(row) for row in rows) - 1
-    first = rows[0]
-    length = 0
-    while length < limit and all(row[length] == first[length] for row in rows):
-        length += 1
-    return length
-
-
-def layout_rows(
-    rows: Sequence[Sequence[int]], prefix: int, pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch token rows as ``shared prefix | padding | own suffix`` with an attention mask.
-
-    With ``prefix == 0`` this is plain left padding. Padding after the prefix keeps
-    the prefix at the same positions in every row, so its keys and values are the
-    same for all rows; position ids follow the mask, so each row sees exactly the
-    positions it would see alone.
-    """
-    width = max(len(row) for row in rows)
-    ids, mask = [], []
-    for row in rows:
-        padding = width - len(row)
-        ids.append([*row[:prefix], *[pad_id] * padding, *row[prefix:]])
-        mask.append([1] * prefix + [0] * padding + [1] * (len(row) - prefix))
-    return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
-
-
-def _has_plain_cache(model: PreTrainedModel) -> bool:
-    """True when the model's KV cache is full attention in every layer (no sliding window)."""
-    try:
-        dynamic = DynamicCache(config=model.config)
-        static = StaticCache(config=model.config, max_cache_len=1)
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return all(type(layer) is DynamicLayer for layer in dynamic.layers) and all(
-        type(layer) is StaticLayer for layer in static.layers
-    )

@@ -112,7 +112,9 @@ def _wrong_calculation(expression: str, question: str, rng: random.Random) -> st
     numbers = list(_NUMBER.finditer(expression))
     chosen = rng.choice(numbers)
     from_question = sorted(set(_NUMBER.findall(question)) - {chosen.group(0)})
-    replacement = rng.choice(from_question) if from_question else _wrong_number(chosen.group(0), rng)
+    replacement = (
+        rng.choice(from_question) if from_question else _wrong_number(chosen.group(0), rng)
+    )
     return expression[: chosen.start()] + replacement + expression[chosen.end() :]
 
 

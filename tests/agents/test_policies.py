@@ -7,7 +7,6 @@ import re
 import time
 
 import pytest
-from tests.agents.fault_server import FaultServer
 
 from swirl_agents.policies import (
     NoisyOraclePolicy,
@@ -24,6 +23,7 @@ from swirl_agents.policies import (
 from swirl_agents.policies.base import cut_at_stop, restore_stop
 from swirl_agents.policies.scripted import corrupt_action
 from swirl_envs.tasks.base import Passage, Task
+from tests.agents.fault_server import FaultServer
 
 STOP = ("</math_exp>", "</search_query>", "</answer>")
 MATH = Task(
@@ -69,7 +69,10 @@ def test_episode_seed_is_stable_and_separates_tasks_samples_and_steps():
 
 def test_cut_at_stop_keeps_the_first_closed_call():
     assert cut_at_stop("a <answer>4</answer> more </answer>", STOP) == "a <answer>4</answer>"
-    assert cut_at_stop("<math_exp>1+2</math_exp><answer>3</answer>", STOP) == "<math_exp>1+2</math_exp>"
+    assert (
+        cut_at_stop("<math_exp>1+2</math_exp><answer>3</answer>", STOP)
+        == "<math_exp>1+2</math_exp>"
+    )
     assert cut_at_stop("no tags", STOP) == "no tags"
 
 
@@ -122,11 +125,13 @@ def test_oracle_follows_the_gold_path_then_answers():
 
 
 def test_noisy_oracle_with_p_zero_is_the_oracle_and_with_p_one_is_always_wrong():
-    observations = [observe(task, step, seed) for task in (MATH, HOP) for step in range(3) for seed in range(5)]
+    observations = [
+        observe(task, step, seed) for task in (MATH, HOP) for step in range(3) for seed in range(5)
+    ]
     assert NoisyOraclePolicy(0).act(observations) == OraclePolicy().act(observations)
     wrong = NoisyOraclePolicy(1).act(observations)
     gold = OraclePolicy().act(observations)
-    assert all(w != g for w, g in zip(wrong, gold))
+    assert all(w != g for w, g in zip(wrong, gold, strict=True))
 
 
 def test_noisy_oracle_mistakes_are_plausible():
@@ -142,7 +147,10 @@ def test_noisy_oracle_mistakes_are_plausible():
         if a != "12":
             assert a in question_numbers or abs(int(a) - 12) <= 3
         wrong_query = corrupt_action(HOP.gold_path[0], observe(HOP), rng)
-        assert wrong_query in {"<search_query> Mira Tolven</search_query>", "<search_query> Qaravel</search_query>"}
+        assert wrong_query in {
+            "<search_query> Mira Tolven</search_query>",
+            "<search_query> Qaravel</search_query>",
+        }
         wrong_answer = corrupt_action("<answer>4</answer>", observe(MATH), rng)
         assert 1 <= abs(int(re.search(r"\d+", wrong_answer).group()) - 4) <= 3
 
@@ -153,7 +161,9 @@ def test_noisy_oracle_is_seeded_per_episode_step_not_per_batch():
     together = policy.act(observations)
     alone = [policy.act([o])[0] for o in reversed(observations)][::-1]
     assert together == alone
-    wrong_rate = sum(a != g for a, g in zip(together, OraclePolicy().act(observations))) / len(together)
+    wrong_rate = sum(
+        a != g for a, g in zip(together, OraclePolicy().act(observations), strict=True)
+    ) / len(together)
     assert 0.25 < wrong_rate < 0.75
 
 
@@ -188,7 +198,7 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def hf_policy(path, prefix_cache=True, **sampling):
+def hf_policy(path, reuse_kv=True, **sampling):
     """The tiny model as a text policy, its weights redrawn so that every token of context matters.
 
     At the default initialisation scale a random model's greedy output hardly depends
@@ -198,7 +208,7 @@ def hf_policy(path, prefix_cache=True, **sampling):
 
     settings = SamplingSettings(**{"max_new_tokens": 12, **sampling})
     policy = HFPolicy.from_pretrained(
-        str(path), sampling=settings, prompt_format="text", device="cpu", prefix_cache=prefix_cache
+        str(path), sampling=settings, prompt_format="text", device="cpu", reuse_kv=reuse_kv
     )
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -214,43 +224,96 @@ def varied_observations(count: int = 6) -> list[Observation]:
     return [observe(MATH, i % 2, 100 + i, text) for i, text in enumerate(texts)]
 
 
-@pytest.mark.parametrize("prefix_cache", [True, False])
+@pytest.mark.parametrize("reuse_kv", [True, False])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_hf_batched_generation_equals_one_by_one(tiny_path, temperature, prefix_cache, monkeypatch):
+def test_hf_batched_generation_equals_one_by_one(tiny_path, temperature, reuse_kv, monkeypatch):
     from swirl_agents.policies import hf
-    from swirl_agents.policies.hf import MIN_SHARED_PREFIX, shared_prefix_length
+    from swirl_agents.policies.kv_cache import MIN_SHARED_PREFIX, shared_prefix_length
 
-    policy = hf_policy(tiny_path, prefix_cache, temperature=temperature, stop=("</never>",))
+    policy = hf_policy(tiny_path, reuse_kv, temperature=temperature, stop=("</never>",))
     observations = varied_observations()
-    assert policy.prefix_cache == prefix_cache
+    assert (policy.kv_cache is not None) == reuse_kv
     assert shared_prefix_length(policy._tokenize(observations)) >= MIN_SHARED_PREFIX
     batched = policy.act(observations)
-    single = [policy.act([o])[0] for o in observations]
+    single = []
+    for observation in observations:
+        if policy.kv_cache is not None:
+            policy.kv_cache.clear()  # each row computed from scratch, on its own
+        single.append(policy.act([observation])[0])
     assert batched == single
     assert len(set(batched)) == len(batched)
-    layout = hf.layout_rows
+    from swirl_agents.policies import kv_cache
 
-    def attend_to_padding(rows, prefix, pad_id):  # the mistake this test exists to catch
-        ids, mask = layout(rows, prefix, pad_id)
+    layout = kv_cache.layout_rows
+
+    def attend_to_padding(rows, reused, pad_id):  # the mistake this test exists to catch
+        ids, mask = layout(rows, reused, pad_id)
         return ids, torch.ones_like(mask)
 
     monkeypatch.setattr(hf, "layout_rows", attend_to_padding)
+    monkeypatch.setattr(kv_cache, "layout_rows", attend_to_padding)
+    if policy.kv_cache is not None:
+        policy.kv_cache.clear()
     assert policy.act(observations) != single
     assert policy.stats.actions == 3 * len(observations)
     assert policy.stats.completion_tokens > 0 and policy.stats.tokens_per_second > 0
 
 
-def test_rows_share_their_prefix_positions_and_keep_their_own_tokens():
-    from swirl_agents.policies.hf import layout_rows, shared_prefix_length
+def test_rows_keep_reused_tokens_first_and_their_own_tokens_last():
+    from swirl_agents.policies.kv_cache import common_length, layout_rows, shared_prefix_length
 
     rows = [[1, 2, 3, 4, 5], [1, 2, 3, 9], [1, 2, 7]]
     assert shared_prefix_length(rows) == 2
     assert shared_prefix_length([[1, 2, 3]]) == 2  # one token is always left to generate from
-    ids, mask = layout_rows(rows, 2, pad_id=0)
+    assert common_length([1, 2, 3, 4], [1, 2, 3, 4]) == 3
+    assert common_length([1, 2, 8], [1, 2, 3, 4]) == 2
+    ids, mask = layout_rows(rows, [2, 2, 2], pad_id=0)
     assert ids.tolist() == [[1, 2, 3, 4, 5], [1, 2, 0, 3, 9], [1, 2, 0, 0, 7]]
     assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 1, 1], [1, 1, 0, 0, 1]]
-    ids, mask = layout_rows(rows, 0, pad_id=0)
+    # Reused counts differ per row: reused | padding up to the longest reuse and new part | new.
+    ids, mask = layout_rows(rows, [4, 1, 0], pad_id=0)
+    assert ids.tolist() == [[1, 2, 3, 4, 0, 0, 5], [1, 0, 0, 0, 2, 3, 9], [0, 0, 0, 0, 1, 2, 7]]
+    assert mask.tolist() == [[1, 1, 1, 1, 0, 0, 1], [1, 0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1, 1]]
+    ids, mask = layout_rows(rows, [0, 0, 0], pad_id=0)
     assert ids.tolist()[2] == [0, 0, 1, 2, 7] and mask.tolist()[2] == [0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_hf_reused_keys_and_values_give_the_actions_of_a_recomputation(tiny_path, temperature):
+    reusing = hf_policy(tiny_path, True, temperature=temperature, max_new_tokens=8)
+    recomputing = hf_policy(tiny_path, False, temperature=temperature, max_new_tokens=8)
+    observations = varied_observations(4)
+    for round_ in range(3):
+        actions = reusing.act(observations)
+        assert actions == recomputing.act(observations)
+        # The next round's transcripts extend this round's (new feedback for each row).
+        observations = [
+            observe(MATH, o.step + 1, o.seed, o.text + action + f"\n{round_} -> {i}\n")
+            for i, (o, action) in enumerate(zip(observations, actions, strict=True))
+        ]
+    entries = reusing.kv_cache.saved
+    assert len(entries) == 4
+    # Only the new tokens ran: the saved prompt covers all but the last round's feedback.
+    rows = reusing._tokenize(observations)
+    assert all(
+        len(entries[o.seed]) > len(row) // 2 for o, row in zip(observations, rows, strict=True)
+    )
+
+
+def test_hf_forgets_reused_values_when_the_weights_change(tiny_path):
+    policy = hf_policy(tiny_path, True, temperature=0.0, max_new_tokens=6)
+    observations = varied_observations(3)
+    policy.act(observations)
+    assert len(policy.kv_cache.saved) == 3
+    with torch.no_grad():
+        for parameter in policy.model.parameters():
+            parameter.mul_(1.5)  # what an optimizer step does: an in-place update
+    after = policy.act(observations)
+    fresh = hf_policy(tiny_path, False, temperature=0.0, max_new_tokens=6)
+    with torch.no_grad():
+        for mine, theirs in zip(fresh.model.parameters(), policy.model.parameters(), strict=True):
+            mine.copy_(theirs)
+    assert after == fresh.act(observations)
 
 
 def test_hf_sampling_depends_on_the_episode_seed(tiny_path):
@@ -284,6 +347,8 @@ def test_hf_chat_format_uses_the_template_and_text_format_the_transcript(tiny_pa
     marker = chat.tokenizer.convert_tokens_to_ids("<|im_start|>")
     assert marker in chat_tokens and marker not in text_tokens
     assert len(chat.act([observe(MATH), observe(HOP)])) == 2
+    with pytest.raises(ValueError, match="unknown dtype 'bf16'"):
+        HFPolicy.from_pretrained(str(tiny_path), device="cpu", dtype="bf16")
     tokenizer = chat.tokenizer
     tokenizer.chat_template = None
     with pytest.raises(ValueError, match="chat template"):
@@ -309,7 +374,10 @@ def http_policy(server, **options):
 
 def test_http_chat_reply_gets_its_closing_tag_back_and_sends_seed_and_key(monkeypatch):
     monkeypatch.setenv("SWIRL_TEST_KEY", "secret-123")
-    with FaultServer(gold_responder) as server, http_policy(server, api_key_env="SWIRL_TEST_KEY") as policy:
+    with (
+        FaultServer(gold_responder) as server,
+        http_policy(server, api_key_env="SWIRL_TEST_KEY") as policy,
+    ):
         actions = policy.act([observe(MATH, 0, seed=7)])
     assert actions == ["I will compute. <math_exp>12 + 5</math_exp>"]
     body = server.requests[0]
@@ -322,7 +390,9 @@ def test_http_chat_reply_gets_its_closing_tag_back_and_sends_seed_and_key(monkey
 
 def test_http_completions_api_sends_the_transcript():
     with FaultServer(gold_responder) as server, http_policy(server, api="completions") as policy:
-        assert policy.act([observe(MATH, text="TRANSCRIPT")]) == ["I will compute. <math_exp>12 + 5</math_exp>"]
+        assert policy.act([observe(MATH, text="TRANSCRIPT")]) == [
+            "I will compute. <math_exp>12 + 5</math_exp>"
+        ]
     assert server.requests[0]["prompt"] == "TRANSCRIPT"
     assert "messages" not in server.requests[0]
 
@@ -335,8 +405,13 @@ def test_http_retries_server_errors_rate_limits_and_dropped_connections():
 
 
 def test_http_gives_a_clear_error_when_retries_run_out():
-    with FaultServer(gold_responder, ["500"] * 10) as server, http_policy(server, max_retries=2) as policy:
-        with pytest.raises(RuntimeError, match=r"failed 3 attempts; last failure: HTTP 500.*injected"):
+    with (
+        FaultServer(gold_responder, ["500"] * 10) as server,
+        http_policy(server, max_retries=2) as policy,
+    ):
+        with pytest.raises(
+            RuntimeError, match=r"failed 3 attempts; last failure: HTTP 500.*injected"
+        ):
             policy.act([observe(MATH)])
     assert len(server.requests) == 3
 
@@ -353,7 +428,10 @@ def test_http_does_not_retry_what_retrying_cannot_fix(fault, message):
 
 
 def test_http_slow_reply_times_out_and_the_retry_succeeds_quickly():
-    with FaultServer(gold_responder, ["slow:3"]) as server, http_policy(server, timeout=0.3) as policy:
+    with (
+        FaultServer(gold_responder, ["slow:3"]) as server,
+        http_policy(server, timeout=0.3) as policy,
+    ):
         started = time.monotonic()
         assert policy.act([observe(MATH)]) == ["I will compute. <math_exp>12 + 5</math_exp>"]
         assert time.monotonic() - started < 2.5
@@ -398,5 +476,8 @@ def test_http_policy_serving_the_tiny_model_matches_the_local_policy(tiny_path):
         return served.act([observe(MATH, text=text)])[0]
 
     observations = [observe(MATH, text=f"Ada has {n} beads.") for n in range(4)]
-    with FaultServer(respond, ["500"]) as server, http_policy(server, api="completions", concurrency=1) as policy:
+    with (
+        FaultServer(respond, ["500"]) as server,
+        http_policy(server, api="completions", concurrency=1) as policy,
+    ):
         assert policy.act(observations) == local.act(observations)

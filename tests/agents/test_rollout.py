@@ -130,7 +130,10 @@ def hop_tasks(count: int) -> list[Task]:
                 f"<search_query>F{i}</search_query>",
                 f"<answer>C{i}</answer>",
             ),
-            passages=(Passage(f"P{i}", f"P{i} is a friend of F{i}."), Passage(f"F{i}", f"F{i} lives in C{i}.")),
+            passages=(
+                Passage(f"P{i}", f"P{i} is a friend of F{i}."),
+                Passage(f"F{i}", f"F{i} lives in C{i}."),
+            ),
         )
         for i in range(count)
     ]
@@ -145,7 +148,9 @@ def test_search_calls_of_a_round_are_served_in_one_batch():
     searches = sum(step.tool == "search" for t in result.trajectories for step in t.steps)
     assert sum(tool.batches) == searches
     # The same run with the tool served one call at a time gives the same trajectories.
-    plain = SwirlEnv(hop_tasks(6), [_Unbatched()], system_prompt="Answer in {max_steps} steps.", max_steps=4)
+    plain = SwirlEnv(
+        hop_tasks(6), [_Unbatched()], system_prompt="Answer in {max_steps} steps.", max_steps=4
+    )
     one_by_one = rollout(plain, NoisyOraclePolicy(0.3), samples=2, batch_size=12, progress=False)
     assert comparable(one_by_one.trajectories) == comparable(result.trajectories)
     assert env.tools == [tool]  # the env's own tool list is left as it was
@@ -232,11 +237,21 @@ def test_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_episodes(t
     with pytest.warns(TornLineWarning):
         store = TrajectoryStore(path)
     with store:
-        resumed = rollout(env, NoisyOraclePolicy(0.3), samples=2, batch_size=4, seed=3, store=store, progress=False)
+        resumed = rollout(
+            env,
+            NoisyOraclePolicy(0.3),
+            samples=2,
+            batch_size=4,
+            seed=3,
+            store=store,
+            progress=False,
+        )
     assert resumed.summary.skipped == lines_at_kill
     assert resumed.summary.episodes == 60 - lines_at_kill
 
-    uninterrupted = rollout(env, NoisyOraclePolicy(0.3), samples=2, batch_size=4, seed=3, progress=False)
+    uninterrupted = rollout(
+        env, NoisyOraclePolicy(0.3), samples=2, batch_size=4, seed=3, progress=False
+    )
     stored = list(load_trajectories(path))
     assert len(stored) == 60 == len({t.key for t in stored})
     assert path.read_bytes().endswith(b"\n")
@@ -255,7 +270,9 @@ def test_hf_policy_rollout_does_not_depend_on_batch_size(tmp_path):
     torch.set_num_threads(1)
     try:
         policy = HFPolicy.from_pretrained(
-            str(path), sampling=SamplingSettings(temperature=1.0, max_new_tokens=8), prompt_format="text"
+            str(path),
+            sampling=SamplingSettings(temperature=1.0, max_new_tokens=8),
+            prompt_format="text",
         )
         runs = [rollout(env, policy, samples=2, batch_size=size, progress=False) for size in (1, 6)]
     finally:
@@ -263,3 +280,38 @@ def test_hf_policy_rollout_does_not_depend_on_batch_size(tmp_path):
     assert comparable(runs[0].trajectories) == comparable(runs[1].trajectories)
     assert runs[1].summary.completion_tokens > 0
     assert runs[1].trajectories[0].policy["temperature"] == 1.0
+
+
+def run_generate(*argv: str) -> int:
+    import argparse
+
+    from swirl_agents.commands import generate
+
+    parser = argparse.ArgumentParser()
+    generate.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["generate", *argv])
+    return args.run(args)
+
+
+def test_generate_command_writes_a_store_and_a_rerun_adds_only_missing_episodes(tmp_path, capsys):
+    out = tmp_path / "run" / "trajectories.jsonl"
+    common = ["--env", "swirl/SynthMath-v0", "--env-kwargs", '{"num_tasks": 10}', "--split", "test"]
+    common += ["--policy", "noisy-oracle", "--noise", "0.5", "--num-tasks", "4", "--out", str(out)]
+    assert run_generate(*common, "--samples", "2", "--no-progress") == 0
+    assert "8 episodes (0 already stored)" in capsys.readouterr().out
+    assert run_generate(*common, "--samples", "3", "--no-progress") == 0
+    assert "4 episodes (8 already stored)" in capsys.readouterr().out
+    stored = list(load_trajectories(out))
+    assert len({t.key for t in stored}) == 12
+    assert all(t.env_kwargs == {"num_tasks": 10, "split": "test"} for t in stored)
+    assert stored[0].policy == {"name": "noisy-oracle", "p": 0.5}
+
+
+def test_generate_command_reports_bad_arguments_clearly(tmp_path):
+    out = str(tmp_path / "t.jsonl")
+    with pytest.raises(SystemExit, match="unknown policy 'gpt'"):
+        run_generate("--env", "swirl/SynthMath-v0", "--policy", "gpt", "--out", out)
+    with pytest.raises(SystemExit, match="split must be one of"):
+        run_generate(
+            "--env", "swirl/SynthMath-v0", "--split", "val", "--policy", "oracle", "--out", out
+        )

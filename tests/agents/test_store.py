@@ -19,7 +19,12 @@ def make_trajectory(task_id: str = "t0", sample: int = 0, **extra) -> Trajectory
         answers=["5"],
         prompt="Solve.\n\nQuestion: What is 2 + 3?\n",
         steps=[
-            Step("<math_exp>2 + 3</math_exp>", "\n2 + 3 -> 5\n", tool="calculator", tool_input="2 + 3"),
+            Step(
+                "<math_exp>2 + 3</math_exp>",
+                "\n2 + 3 -> 5\n",
+                tool="calculator",
+                tool_input="2 + 3",
+            ),
             Step("<answer>5</answer>", answer="5", reward=1.0),
         ],
         score=1.0,

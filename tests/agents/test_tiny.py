@@ -1,4 +1,4 @@
-"""The tiny model factory: a local tokenizer and model that load like any Hugging Face checkpoint."""
+"""The tiny model factory: a local tokenizer and model that load like any HF checkpoint."""
 
 from __future__ import annotations
 

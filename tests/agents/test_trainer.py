@@ -263,7 +263,10 @@ def test_online_step_samples_judges_without_tools_and_raises_rewarded_log_probs(
     for number, query in enumerate(judge.queries):
         state = states[number // 4]
         assert (query.task_id, query.step, query.state, query.question) == (
-            state.task_id, state.step, state.state, state.question
+            state.task_id,
+            state.step,
+            state.state,
+            state.question,
         )
         assert query.action == sampled.actions[number // 4][number % 4]
         example = sampled.examples[number]
