@@ -56,8 +56,6 @@ def make_gate_env(max_steps: int = 3) -> SwirlEnv:
 
 if ENV_ID not in gym.registry:
     gym.register(ENV_ID, entry_point=make_gate_env)
-if "swirl/Remote-v0" not in gym.registry:
-    gym.register("swirl/Remote-v0", entry_point="swirl_envs.client:RemoteEnv")
 
 
 def config(**overrides) -> ServerConfig:
