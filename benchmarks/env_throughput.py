@@ -2,7 +2,8 @@
 
 Usage:
     python benchmarks/env_throughput.py                       # the generated envs
-    python benchmarks/env_throughput.py --env swirl/GSM8K-v0 --env-kwargs '{"data_path": "test.jsonl"}'
+    python benchmarks/env_throughput.py --env swirl/GSM8K-v0 \
+        --env-kwargs '{"data_path": "test.jsonl"}'
 
 Measures the env alone (parsing, tools, scoring, transcript), with no model in the loop.
 """
@@ -80,7 +81,11 @@ def main() -> None:
             f" {row['gold_accuracy']:9.3f}"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    result = {"args": asdict(args), "machine": platform.processor() or platform.machine(), "rows": rows}
+    result = {
+        "args": asdict(args),
+        "machine": platform.processor() or platform.machine(),
+        "rows": rows,
+    }
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
 

@@ -1,3 +1,3 @@
-"""LLM policies, rollouts, step-wise decomposition, reward models, filtering and training for SWiRL."""
+"""SWiRL for language models: policies, rollouts, decomposition, judges, filters, training."""
 
 __version__ = "0.1.0"

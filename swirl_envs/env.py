@@ -182,7 +182,11 @@ class SwirlEnv(gym.Env[str, str]):
             self._messages.append({"role": "user", "content": feedback.strip()})
 
     def _step_info(
-        self, parsed: ToolCall | FinalAnswer | ParseError, action: str, feedback: str, scores: Scores
+        self,
+        parsed: ToolCall | FinalAnswer | ParseError,
+        action: str,
+        feedback: str,
+        scores: Scores,
     ) -> dict[str, Any]:
         info: dict[str, Any] = {
             "messages": list(self._messages),

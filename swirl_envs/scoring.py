@@ -91,5 +91,7 @@ def numbers_equal(prediction: str, gold: str, rel_tol: float = 1e-6) -> bool:
 def math_scores(prediction: str, answers: Sequence[str]) -> Scores:
     """Numeric equality with any of ``answers`` (the score), plus exact string match."""
     correct = any(numbers_equal(prediction, answer) for answer in answers)
-    em = max((float(normalize_answer(prediction) == normalize_answer(a)) for a in answers), default=0.0)
+    em = max(
+        (float(normalize_answer(prediction) == normalize_answer(a)) for a in answers), default=0.0
+    )
     return {"score": float(correct), "numeric": float(correct), "em": em}

@@ -61,9 +61,7 @@ def function_schema(
             "description": description,
             "parameters": {
                 "type": "object",
-                "properties": {
-                    argument: {"type": "string", "description": argument_description}
-                },
+                "properties": {argument: {"type": "string", "description": argument_description}},
                 "required": [argument],
                 "additionalProperties": False,
             },

@@ -21,7 +21,7 @@ def make(env_id, tmp_path, **kwargs):
 
 
 def rollout(env, seed, actions):
-    """Reset with ``seed`` and play ``actions`` (gold path first, then filler); return everything."""
+    """Reset with ``seed``, play the gold path but its answer, then ``actions``; return all."""
     obs, info = env.reset(seed=seed)
     record = [(obs, info)]
     plan = list(env.unwrapped.task.gold_path[:-1]) + list(actions)
@@ -137,12 +137,12 @@ def test_human_render_mode_prints_the_transcript(tmp_path, capsys):
 @pytest.mark.parametrize("env_id", GENERATED)
 def test_make_vec_returns_the_same_transcripts_as_single_envs(env_id, mode, vector_kwargs):
     single = [gym.make(env_id).unwrapped for _ in range(2)]
-    expected = [env.reset(seed=seed)[0] for env, seed in zip(single, [0, 1])]
+    expected = [env.reset(seed=seed)[0] for env, seed in zip(single, [0, 1], strict=True)]
     envs = gym.make_vec(env_id, num_envs=2, vectorization_mode=mode, vector_kwargs=vector_kwargs)
     observations, infos = envs.reset(seed=[0, 1])
     assert tuple(observations) == tuple(expected)
     actions = [single[0].task.gold_path[0], "not an action"]
-    expected = [env.step(action)[0] for env, action in zip(single, actions)]
+    expected = [env.step(action)[0] for env, action in zip(single, actions, strict=True)]
     observations, rewards, terminated, truncated, infos = envs.step(actions)
     assert tuple(observations) == tuple(expected)
     assert envs.observation_space.contains(tuple(observations))
