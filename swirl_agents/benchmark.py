@@ -312,22 +312,14 @@ def make_outcome_judge(spec: str, env: Any, args: BenchmarkArgs) -> Any:
     Raises:
         ValueError: ``spec`` names no judge, or an ``openai:`` judge has no model name.
     """
-    from swirl_agents.judges import default_prompts
+    from swirl_agents.judges import make_judge
 
-    backend, target = check_judge_spec(spec, args.judge_model)
-    if backend == "programmatic":
-        from swirl_agents.judges import ProgrammaticJudge
-
-        return ProgrammaticJudge.from_env(env, process_rule=None)
-    prompt = default_prompts(env)["outcome_prompt"]
-    if backend == "hf":
-        from swirl_agents.judges import HFJudge
-
-        return HFJudge(target, name=f"hf:{target}", outcome_prompt=prompt, device=args.device)
-    from swirl_agents.judges import EndpointJudge
-
-    return EndpointJudge(
-        target, str(args.judge_model), outcome_prompt=prompt, concurrency=args.concurrency
+    return make_judge(
+        spec,
+        env,
+        programmatic={"process_rule": None},
+        hf={"device": args.device},
+        openai={"model": args.judge_model, "concurrency": args.concurrency},
     )
 
 

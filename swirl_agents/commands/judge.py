@@ -151,41 +151,34 @@ class _JudgeFactory:
         return self._judges[env_key, kind]
 
     def _build(self, env_key: tuple[str, str], kind: str, spec: str) -> Any:
-        from swirl_agents.judges import ProgrammaticJudge
+        from swirl_agents.judges import make_judge
 
-        if spec == "programmatic":
-            return ProgrammaticJudge.from_env(self._env(env_key))
-        backend, _, target = spec.partition(":")
-        if not target or backend not in ("hf", "openai"):
-            raise SystemExit(f"swirl judge: --{kind} must be {PROCESS_CHOICES}, got {spec!r}")
-        prompts = self._prompts(env_key, kind)
         args = self.args
-        if backend == "hf":
-            from swirl_agents.judges import HFJudge
-
-            loaded = self._models.get(target)
-            judge = HFJudge(
-                loaded.model if loaded else target,
-                loaded.tokenizer if loaded else None,
-                name=f"hf:{target}",
-                mode=args.hf_mode,
-                batch_size=args.batch_size,
-                max_new_tokens=args.max_new_tokens,
-                **prompts,
-            )
-            self._models.setdefault(target, judge)
-            return judge
-        from swirl_agents.judges import EndpointJudge
-
-        if not args.judge_model:
+        if spec.startswith("openai:") and not args.judge_model:
             raise SystemExit("swirl judge: openai: judges need --judge-model")
-        return EndpointJudge(
-            target,
-            args.judge_model,
-            concurrency=args.concurrency,
-            max_tokens=args.max_new_tokens,
-            **prompts,
-        )
+        target = spec.partition(":")[2]
+        loaded = self._models.get(target) if spec.startswith("hf:") else None
+        hf = {
+            "mode": args.hf_mode,
+            "batch_size": args.batch_size,
+            "max_new_tokens": args.max_new_tokens,
+        }
+        if loaded is not None:  # one model in memory serves every env and kind
+            hf.update(model=loaded.model, tokenizer=loaded.tokenizer)
+        openai = {
+            "model": args.judge_model,
+            "concurrency": args.concurrency,
+            "max_tokens": args.max_new_tokens,
+        }
+        try:
+            judge = make_judge(
+                spec, self._env(env_key), hf=hf, openai=openai, **self._prompts(env_key, kind)
+            )
+        except ValueError as error:
+            raise SystemExit(f"swirl judge: --{kind}: {error}") from None
+        if spec.startswith("hf:"):
+            self._models.setdefault(target, judge)
+        return judge
 
     def _prompts(self, env_key: tuple[str, str], kind: str) -> dict[str, Any]:
         """The paper's search/QA or math prompt (``auto``: math for calculator envs), or a file."""

@@ -101,23 +101,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build_judge(spec: str, trajectories: list) -> Any:
-    if spec == "programmatic":
-        import gymnasium as gym
+    """The process judge for online SWiRL, built for the one env the trajectories come from."""
+    import gymnasium as gym
 
-        import swirl_envs  # noqa: F401  (registers the env ids)
-        from swirl_agents.judges import ProgrammaticJudge
+    import swirl_envs  # noqa: F401  (registers the env ids)
+    from swirl_agents.judges import make_judge
 
-        envs = {(t.env_id, json.dumps(t.env_kwargs, sort_keys=True)) for t in trajectories}
-        if len(envs) != 1:
-            raise SystemExit(
-                "swirl train: --judge programmatic needs trajectories of one env, "
-                f"found {sorted(envs)}"
-            )
-        env_id, kwargs = envs.pop()
-        return ProgrammaticJudge.from_env(gym.make(env_id, **json.loads(kwargs)).unwrapped)
-    backend, _, target = spec.partition(":")
-    if backend != "hf" or not target:
-        raise SystemExit(f"swirl train: --judge must be {JUDGE_CHOICES}, got {spec!r}")
-    from swirl_agents.judges import HFJudge
-
-    return HFJudge(target, name=f"hf:{target}")
+    envs = {(t.env_id, json.dumps(t.env_kwargs, sort_keys=True)) for t in trajectories}
+    if len(envs) != 1:
+        raise SystemExit(
+            f"swirl train: --judge needs trajectories of one env, found {sorted(envs)}"
+        )
+    env_id, kwargs = envs.pop()
+    try:
+        return make_judge(spec, gym.make(env_id, **json.loads(kwargs)).unwrapped)
+    except ValueError as error:
+        raise SystemExit(f"swirl train: --judge: {error}") from None

@@ -10,6 +10,7 @@ until a judge is built), which keeps ``swirl --help`` fast.
 from swirl_agents.judges.agreement import confusion, judge_agreement
 from swirl_agents.judges.base import Judge, Judgement, OutcomeQuery, ProcessQuery
 from swirl_agents.judges.cache import CachedJudge, JudgementCache
+from swirl_agents.judges.factory import JUDGE_SPECS, make_judge
 from swirl_agents.judges.prompts import (
     MATH_OUTCOME_PROMPT,
     MATH_PROCESS_PROMPT,
@@ -27,6 +28,7 @@ from swirl_agents.judges.trajectories import (
 )
 
 __all__ = [
+    "JUDGE_SPECS",
     "MATH_OUTCOME_PROMPT",
     "MATH_PROCESS_PROMPT",
     "OUTCOME_PROMPT",
@@ -46,6 +48,7 @@ __all__ = [
     "default_prompts",
     "judge_agreement",
     "judge_trajectories",
+    "make_judge",
     "outcome_query",
     "parse_verdict",
     "process_queries",

@@ -156,7 +156,7 @@ def test_judge_command_reports_bad_specs_and_missing_judges(tmp_path, noisy_traj
     argv = ["judge", "--in", str(noisy_trajectories), "--out", str(tmp_path / "o.jsonl")]
     with pytest.raises(SystemExit, match="give --process, --outcome or both"):
         run_command(judge_command, argv)
-    with pytest.raises(SystemExit, match="must be programmatic"):
+    with pytest.raises(SystemExit, match="unknown judge 'gpt4'; expected one of: programmatic"):
         run_command(judge_command, [*argv, "--process", "gpt4"])
     with pytest.raises(SystemExit, match="need --judge-model"):
         run_command(judge_command, [*argv, "--outcome", "openai:http://127.0.0.1:9/v1"])

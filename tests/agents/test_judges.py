@@ -631,3 +631,20 @@ def test_endpoint_judge_speaks_the_completions_api_for_base_models():
     assert result.good is True
     prompt = server.requests[0]["prompt"]
     assert "What is 2+2?" in prompt and "[...]\n" + "x" * 50 in prompt and "x" * 51 not in prompt
+
+
+def test_make_judge_builds_each_backend_with_the_envs_prompts(tmp_path):
+    import gymnasium as gym
+
+    from swirl_agents.judges import MATH_PROCESS_PROMPT, ProgrammaticJudge, make_judge
+
+    env = gym.make("swirl/SynthMath-v0", num_tasks=20).unwrapped
+    assert isinstance(make_judge("programmatic", env), ProgrammaticJudge)
+    endpoint = make_judge("openai:http://127.0.0.1:9/v1", env, openai={"model": "m"})
+    assert endpoint.prompts["process"] == MATH_PROCESS_PROMPT
+    endpoint.close()
+    for bad in ("gpt4", "hf:", "openai"):
+        with pytest.raises(ValueError, match="unknown judge"):
+            make_judge(bad, env)
+    with pytest.raises(ValueError, match="model"):
+        make_judge("openai:http://127.0.0.1:9/v1", env)
