@@ -52,6 +52,7 @@ def evaluate_model(
     device: str | None = None,
     num_tasks: int | None = None,
     group: Callable[[Mapping[str, Any]], bool] | None = None,
+    prompt_format: str = "auto",
 ) -> dict[str, Any]:
     """Roll out one episode per test task with the model and report its accuracy.
 
@@ -66,6 +67,7 @@ def evaluate_model(
         device: Torch device; the local GPU when None and one exists.
         num_tasks: Evaluate the first ``num_tasks`` tasks only (all by default).
         group: Predicate on task metadata for the split accuracy.
+        prompt_format: The input layout the model was trained with (``HFPolicy``).
     """
     from swirl_agents.policies import SamplingSettings
     from swirl_agents.policies.hf import HFPolicy
@@ -73,7 +75,9 @@ def evaluate_model(
     from swirl_agents.store import TrajectoryStore, load_trajectories
 
     sampling = SamplingSettings(temperature=temperature, max_new_tokens=max_new_tokens)
-    policy = HFPolicy.from_pretrained(str(model_path), device=device, sampling=sampling)
+    policy = HFPolicy.from_pretrained(
+        str(model_path), device=device, sampling=sampling, prompt_format=prompt_format
+    )
     with TrajectoryStore(store_path) as store:
         rollout(
             env,

@@ -177,6 +177,7 @@ def judge_and_filter(
 def write_trajectories(path: str | os.PathLike, trajectories) -> Path:
     """Write a trajectory JSONL file atomically (the store's line format)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w", encoding="utf-8") as handle:
         for trajectory in trajectories:

@@ -82,6 +82,7 @@ def run_family(
         "seed": seed,
         "device": device,
         "max_new_tokens": config.generate.max_new_tokens,
+        "prompt_format": config.model.prompt_format,
         "progress": True,
     }
     stages: dict[str, Any] = {}
@@ -256,7 +257,9 @@ def _model_policy(path: str, temperature: float, config: RunConfig, device: str 
     sampling = SamplingSettings(
         temperature=temperature, max_new_tokens=config.generate.max_new_tokens
     )
-    return HFPolicy.from_pretrained(path, device=device, sampling=sampling)
+    return HFPolicy.from_pretrained(
+        path, device=device, sampling=sampling, prompt_format=config.model.prompt_format
+    )
 
 
 def _evaluate(
@@ -267,7 +270,7 @@ def _evaluate(
     report = evaluate_model(
         path, env, temperature=temperature, store_path=folder / "trajectories.jsonl", seed=seed,
         batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
-        device=device, num_tasks=num_tasks, group=group,
+        device=device, num_tasks=num_tasks, group=group, prompt_format=config.model.prompt_format,
     )  # fmt: skip
     report["summary"] = (
         f"accuracy {report['accuracy']:.3f} "

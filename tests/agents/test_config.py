@@ -54,9 +54,16 @@ def test_wrong_type_names_the_key(tmp_path, data, key):
         load_config(write(tmp_path, data))
 
 
-def test_invalid_choice_names_the_key(tmp_path):
-    with pytest.raises(ConfigError, match=r"judge\.filter"):
-        load_config(write(tmp_path, {"judge": {"filter": "best"}}))
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"judge": {"filter": "best"}}, r"judge\.filter"),
+        ({"model": {"prompt_format": "xml"}}, r"model\.prompt_format"),
+    ],
+)
+def test_invalid_choice_names_the_key(tmp_path, data, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(write(tmp_path, data))
 
 
 def test_not_a_mapping_is_an_error(tmp_path):

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from swirl_agents.config import load_config
-from swirl_agents.pipeline import DONE, make_env, run_stage, stage_summary, write_json
+from swirl_agents.pipeline import (
+    DONE,
+    make_env,
+    run_stage,
+    stage_summary,
+    write_json,
+    write_trajectories,
+)
+from swirl_agents.trajectory import Step, Trajectory
 
 
 def test_a_finished_stage_is_skipped(tmp_path):
@@ -48,6 +56,17 @@ def test_write_json_leaves_no_temporary(tmp_path):
     path = write_json(tmp_path / "a" / "x.json", {"b": 1})
     assert json.loads(path.read_text()) == {"b": 1}
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_write_trajectories_creates_its_folder_and_round_trips(tmp_path):
+    from swirl_agents.store import load_trajectories
+
+    trajectory = Trajectory(
+        "t/0", 0, "env", "q", ["5"], "Solve.\n\nQuestion: q\n", steps=[Step("<answer>5</answer>")]
+    )
+    path = write_trajectories(tmp_path / "new" / "judged.jsonl", [trajectory])
+    assert [t.to_dict() for t in load_trajectories(path)] == [trajectory.to_dict()]
+    assert [p.name for p in path.parent.iterdir()] == ["judged.jsonl"]
 
 
 def test_make_env_sizes_generated_envs():
