@@ -216,7 +216,8 @@ class RunConfig:
     Attributes:
         out_dir: Where every stage writes (one folder per seed and family).
         seeds: Seeds run; each gets its own model, data and results.
-        threads: Torch CPU threads (1 is fastest for the tiny model on a busy machine).
+        threads: Torch CPU threads per worker (1 is fastest for the tiny model).
+        workers: Families run at once, each in its own process (one per CPU core).
         device: ``cpu``, ``cuda``, or empty for the local GPU when there is one.
         model: The policy model.
         families: Task families run.
@@ -230,6 +231,7 @@ class RunConfig:
     out_dir: str = "runs/demo"
     seeds: list[int] = field(default_factory=lambda: [0])
     threads: int = 1
+    workers: int = 2
     device: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     families: list[FamilyConfig] = field(default_factory=_demo_families)
@@ -272,6 +274,7 @@ def validate(config: RunConfig) -> RunConfig:
         ("seeds", bool(config.seeds), "at least one seed"),
         ("families", bool(config.families), "at least one family"),
         ("threads", config.threads >= 1, ">= 1"),
+        ("workers", config.workers >= 1, ">= 1"),
         ("warmup.misconception_rate", 0 <= config.warmup.misconception_rate <= 1, "in [0, 1]"),
         ("warmup.noise", 0 <= config.warmup.noise <= 1, "in [0, 1]"),
         ("generate.samples", config.generate.samples >= 1, ">= 1"),

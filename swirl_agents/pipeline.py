@@ -126,18 +126,6 @@ def generate(
     return {"episodes": total, "summary": f"{total} trajectories; {result.summary.format()}"}
 
 
-def build_judge(spec: str, env) -> Any:
-    """A judge from a spec: ``programmatic`` (checks against the env's tasks) or ``hf:PATH``."""
-    from swirl_agents.judges import HFJudge, ProgrammaticJudge
-
-    if spec == "programmatic":
-        return ProgrammaticJudge.from_env(env.unwrapped)
-    backend, _, target = spec.partition(":")
-    if backend == "hf" and target:
-        return HFJudge(target, name=spec)
-    raise ValueError(f"judge must be 'programmatic' or 'hf:PATH', got {spec!r}")
-
-
 def judge_and_filter(
     source: str | os.PathLike,
     folder: str | os.PathLike,
@@ -153,15 +141,15 @@ def judge_and_filter(
     file or a complete one.
     """
     from swirl_agents.filters import filter_trajectories
-    from swirl_agents.judges import judge_trajectories
+    from swirl_agents.judges import judge_trajectories, make_judge
     from swirl_agents.store import load_trajectories
 
     folder = Path(folder)
     trajectories = sorted(load_trajectories(source), key=lambda t: t.key)
     judged = judge_trajectories(
         trajectories,
-        process_judge=build_judge(process, env),
-        outcome_judge=build_judge(outcome, env),
+        process_judge=make_judge(process, env),
+        outcome_judge=make_judge(outcome, env),
     )
     result = filter_trajectories(judged, mode)  # type: ignore[arg-type]
     write_trajectories(folder / "judged.jsonl", [item.to_trajectory() for item in judged])

@@ -3,8 +3,9 @@
 For every seed and family, under ``out_dir/seed-S/FAMILY/``:
 
 1. ``warmup-data/``: imperfect expert trajectories with systematic misconceptions
-   (``misconceptions``), two per training question: sample 0 warms the base model
-   up, sample 1 is the "more warm-up data" of the compute-matched control;
+   (``misconceptions``), a fresh sample of every training question for each pass the
+   warm-up makes over them; the samples after those are the "more warm-up data" of the
+   compute-matched control;
 2. ``init/`` and ``base/``: the tiny model and tokenizer, then SFT on the warm-up data
    (skipped when ``model.path`` names a model to start from);
 3. ``samples/``: k trajectories per training question from the base model (stage 1);
@@ -19,7 +20,15 @@ the rest. ``results.json`` and ``report.md`` (with plots) summarise all of it.
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +38,8 @@ from swirl_agents.demo.misconceptions import (
     MathMisconceptionPolicy,
     uses_confusion,
 )
+from swirl_agents.judges import make_judge
 from swirl_agents.pipeline import (
-    build_judge,
     generate,
     judge_and_filter,
     make_env,
@@ -46,26 +55,59 @@ _TEST_SEED_OFFSET = 1000
 """Test questions are generated from ``seed + offset``; the split keeps them disjoint anyway."""
 
 
-def run_demo(config: RunConfig, *, log=print) -> dict[str, Any]:
-    """Run every seed and family of ``config``; returns the results (also in ``results.json``)."""
-    import torch
+_PR_SET_PDEATHSIG = 1  # prctl option: signal this process when its parent dies
 
-    torch.set_num_threads(config.threads)
+
+def run_demo(config: RunConfig, *, log=print) -> dict[str, Any]:
+    """Run every seed and family of ``config``; returns the results (also in ``results.json``).
+
+    Families of a seed run in ``config.workers`` processes at once: the tiny model
+    uses one core best, and the families are independent.
+    """
     out = Path(config.out_dir)
     save_config(config, out / "config.yaml")
     results: dict[str, Any] = {"seeds": {}}
-    for seed in config.seeds:
-        per_family = results["seeds"].setdefault(str(seed), {})
-        for family in config.families:
-            log(f"== seed {seed}, {family.name} ({family.env_id}) ==")
-            per_family[family.name] = run_family(
-                config, family, seed, out / f"seed-{seed}" / family.name, log=log
-            )
-            write_json(out / "results.json", results)
+    jobs = [(seed, family) for seed in config.seeds for family in config.families]
+    workers = min(config.workers, len(jobs))
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")  # torch and fork do not mix
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+        ) as pool:
+            futures = [pool.submit(_run_job, config, seed, family, out) for seed, family in jobs]
+            outcomes = [future.result() for future in futures]
+    else:
+        outcomes = [_run_job(config, seed, family, out, log=log) for seed, family in jobs]
+    for (seed, family), outcome in zip(jobs, outcomes, strict=True):
+        results["seeds"].setdefault(str(seed), {})[family.name] = outcome
+    write_json(out / "results.json", results)
     from swirl_agents.report import write_report
 
     write_report(config, results, out, log=log)
     return results
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Make a worker die with ``swirl demo``: a resumed run must not race a stray worker."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _run_job(
+    config: RunConfig, seed: int, family: FamilyConfig, out: Path, *, log=print
+) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(config.threads)
+    log(f"== seed {seed}, {family.name} ({family.env_id}) ==")
+    return run_family(config, family, seed, out / f"seed-{seed}" / family.name, log=log)
 
 
 def run_family(
@@ -92,13 +134,17 @@ def run_family(
     else:
         warm = folder / "warmup-data" / "trajectories.jsonl"
         expert = _expert(family, train_env, config)
+        # A fresh imperfect sample of every question for each pass over the questions, so
+        # the base learns how often an expert errs, not one memorised path per question.
+        base_passes = _passes(config.warmup.steps * config.warmup.batch_size, family.train_tasks)
+        control_passes = _passes(config.train.steps * config.train.batch_size, family.train_tasks)
         stages["warmup-data"] = stage(
             "warmup-data",
             lambda: generate(
                 train_env,
                 expert,
                 warm,
-                samples=2,
+                samples=base_passes + control_passes,
                 seed=seed,
                 batch_size=256,
                 num_tasks=family.train_tasks,
@@ -119,7 +165,9 @@ def run_family(
         }
         stages["base"] = stage(
             "base",
-            lambda: train(folder / "init", _samples(warm, 0), folder / "base", warmup),
+            lambda: train(
+                folder / "init", _samples(warm, range(base_passes)), folder / "base", warmup
+            ),
         )
         base_model = str(folder / "base" / "final")
 
@@ -151,7 +199,7 @@ def run_family(
     }
     models = {"base": base_model}
     online_judge = (
-        build_judge(config.judge.process, train_env)
+        make_judge(config.judge.process, train_env)
         if config.train.objective == "swirl-online"
         else None
     )
@@ -185,7 +233,7 @@ def run_family(
             "compute-matched",
             lambda: train(
                 base_model,
-                _samples(warm, 1),
+                _samples(warm, range(base_passes, base_passes + control_passes)),
                 folder / "compute-matched",
                 {**rl, "objective": "sft"},
             ),
@@ -286,6 +334,11 @@ def _load(path: Path) -> list:
     return list(load_trajectories(path))
 
 
-def _samples(path: Path, sample: int) -> list:
-    """The trajectories of one sample index, in task order (a stable training set)."""
-    return sorted((t for t in _load(path) if t.sample == sample), key=lambda t: t.key)
+def _samples(path: Path, samples: range) -> list:
+    """The trajectories of the given sample indices, in (task, sample) order."""
+    return sorted((t for t in _load(path) if t.sample in samples), key=lambda t: t.key)
+
+
+def _passes(trajectories: int, questions: int) -> int:
+    """Passes over ``questions`` that supply ``trajectories`` training trajectories."""
+    return max(1, -(-trajectories // questions))
