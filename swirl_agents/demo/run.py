@@ -3,9 +3,8 @@
 For every seed and family, under ``out_dir/seed-S/FAMILY/``:
 
 1. ``warmup-data/``: imperfect expert trajectories with systematic misconceptions
-   (``misconceptions``), a fresh sample of every training question for each pass the
-   warm-up makes over them; the samples after those are the "more warm-up data" of the
-   compute-matched control;
+   (``misconceptions``), two per training question: sample 0 warms the base model
+   up, sample 1 is the "more warm-up data" of the compute-matched control;
 2. ``init/`` and ``base/``: the tiny model and tokenizer, then SFT on the warm-up data
    (skipped when ``model.path`` names a model to start from);
 3. ``samples/``: k trajectories per training question from the base model (stage 1);
@@ -134,17 +133,13 @@ def run_family(
     else:
         warm = folder / "warmup-data" / "trajectories.jsonl"
         expert = _expert(family, train_env, config)
-        # A fresh imperfect sample of every question for each pass over the questions, so
-        # the base learns how often an expert errs, not one memorised path per question.
-        base_passes = _passes(config.warmup.steps * config.warmup.batch_size, family.train_tasks)
-        control_passes = _passes(config.train.steps * config.train.batch_size, family.train_tasks)
         stages["warmup-data"] = stage(
             "warmup-data",
             lambda: generate(
                 train_env,
                 expert,
                 warm,
-                samples=base_passes + control_passes,
+                samples=2,
                 seed=seed,
                 batch_size=256,
                 num_tasks=family.train_tasks,
@@ -165,9 +160,7 @@ def run_family(
         }
         stages["base"] = stage(
             "base",
-            lambda: train(
-                folder / "init", _samples(warm, range(base_passes)), folder / "base", warmup
-            ),
+            lambda: train(folder / "init", _samples(warm, 0), folder / "base", warmup),
         )
         base_model = str(folder / "base" / "final")
 
@@ -233,7 +226,7 @@ def run_family(
             "compute-matched",
             lambda: train(
                 base_model,
-                _samples(warm, range(base_passes, base_passes + control_passes)),
+                _samples(warm, 1),
                 folder / "compute-matched",
                 {**rl, "objective": "sft"},
             ),
@@ -334,11 +327,6 @@ def _load(path: Path) -> list:
     return list(load_trajectories(path))
 
 
-def _samples(path: Path, samples: range) -> list:
-    """The trajectories of the given sample indices, in (task, sample) order."""
-    return sorted((t for t in _load(path) if t.sample in samples), key=lambda t: t.key)
-
-
-def _passes(trajectories: int, questions: int) -> int:
-    """Passes over ``questions`` that supply ``trajectories`` training trajectories."""
-    return max(1, -(-trajectories // questions))
+def _samples(path: Path, sample: int) -> list:
+    """The trajectories of one sample index, in task order (a stable training set)."""
+    return sorted((t for t in _load(path) if t.sample == sample), key=lambda t: t.key)
