@@ -19,28 +19,12 @@ from swirl_agents.judges.base import hard_judgement  # noqa: E402
 from swirl_agents.train import TrainConfig, Trainer  # noqa: E402
 from swirl_agents.train.checkpoint import latest_checkpoint  # noqa: E402
 from tests.agents.training_fixtures import (  # noqa: E402
-    judged_trajectories,
+    load_model,
     one_thread,  # noqa: F401
-    tiny_model,
     write_store,
 )
 
 STEPS = 30
-
-
-@pytest.fixture(scope="module")
-def trajectories():
-    return judged_trajectories()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, trajectories):
-    return tiny_model(tmp_path_factory.mktemp("tiny"), trajectories)
-
-
-def load(model_dir):
-    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    return model, transformers.AutoTokenizer.from_pretrained(model_dir)
 
 
 def metric_lines(out_dir):
@@ -72,7 +56,7 @@ def test_run_killed_after_a_checkpoint_resumes_to_the_same_final_weights(
 ):
     data = write_store(tmp_path / "filtered.jsonl", trajectories)
     # The uninterrupted run, in this process (one thread, like the subprocesses).
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     settings = TrainConfig(
         data=str(data), model=str(model_dir), out_dir=str(tmp_path / "whole"),
         objective="swirl-offline", steps=STEPS, batch_size=4, micro_batch_size=2, lr=1e-3,
@@ -126,7 +110,7 @@ def test_online_run_resumed_in_process_samples_and_ends_the_same(
     tmp_path, model_dir, trajectories, lora_r
 ):
     def run(out_dir, steps, resume=False):
-        model, tokenizer = load(model_dir)
+        model, tokenizer = load_model(model_dir)
         settings = TrainConfig(
             out_dir=str(out_dir), objective="swirl-online", steps=steps, batch_size=2,
             micro_batch_size=2, num_samples=2, max_new_tokens=6, lr=1e-2, save_every=2,
@@ -156,12 +140,12 @@ def test_latest_checkpoint_skips_unfinished_directories(tmp_path):
 
 
 def test_resume_with_a_different_data_order_is_refused(tmp_path, model_dir, trajectories):
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     settings = TrainConfig(
         out_dir=str(tmp_path), steps=2, batch_size=2, save_every=2, progress=False
     )
     Trainer(settings, model, tokenizer, trajectories).train()
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     changed = TrainConfig(out_dir=str(tmp_path), steps=4, batch_size=4, resume=True, progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         Trainer(changed, model, tokenizer, trajectories)

@@ -26,22 +26,10 @@ from swirl_agents.train.stepwise_rl import (  # noqa: E402
     cut_action,
     sample_and_judge,
 )
-from tests.agents.training_fixtures import judged_trajectories, one_thread, tiny_model  # noqa: E402,F401
-
-
-@pytest.fixture(scope="module")
-def trajectories():
-    return judged_trajectories()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, trajectories):
-    return tiny_model(tmp_path_factory.mktemp("tiny"), trajectories)
-
-
-def load(model_dir):
-    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    return model, transformers.AutoTokenizer.from_pretrained(model_dir)
+from tests.agents.training_fixtures import (  # noqa: E402
+    load_model,
+    one_thread,  # noqa: F401
+    )
 
 
 def weights(model):
@@ -91,7 +79,7 @@ def loss_and_gradients(model, examples, units, reduction, only_trained_positions
 def test_one_pass_gives_the_same_loss_and_gradient_as_separate_sub_trajectories(
     model_dir, trajectories, layout, reduction
 ):
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     batch = trajectories[:4]
     one_pass = offline_examples(batch, tokenizer, max_length=4096, prompt_format=layout)
     separate = [
@@ -112,7 +100,7 @@ def test_one_pass_gives_the_same_loss_and_gradient_as_separate_sub_trajectories(
 
 
 def test_collate_shifts_labels_and_numbers_actions_across_the_batch(model_dir, trajectories):
-    _, tokenizer = load(model_dir)
+    _, tokenizer = load_model(model_dir)
     examples = offline_examples(trajectories[:2], tokenizer, max_length=4096, weighting="uniform")
     batch = collate(examples, pad_id=tokenizer.pad_token_id)
     first = examples[0].tokens
@@ -128,7 +116,7 @@ def test_collate_shifts_labels_and_numbers_actions_across_the_batch(model_dir, t
 
 
 def test_offline_weights_are_the_process_judge_scores(model_dir, trajectories):
-    _, tokenizer = load(model_dir)
+    _, tokenizer = load_model(model_dir)
     examples = offline_examples(trajectories, tokenizer, max_length=4096)
     for trajectory, example in zip(trajectories, examples, strict=True):
         scores = [j["score"] for j in trajectory.meta["judgements"]["process"]]
@@ -139,7 +127,7 @@ def test_offline_weights_are_the_process_judge_scores(model_dir, trajectories):
 
 
 def test_sft_trains_every_parameter_and_lowers_the_loss(tmp_path, model_dir, trajectories):
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     before = weights(model)
     trainer = Trainer(config(tmp_path, objective="sft", steps=12), model, tokenizer, trajectories)
     trainer.train()
@@ -156,7 +144,7 @@ def test_sft_trains_every_parameter_and_lowers_the_loss(tmp_path, model_dir, tra
 def test_steps_judged_bad_teach_nothing(tmp_path, model_dir, trajectories):
     bad = [t for t in trajectories if not any(step_rewards(t))]
     assert bad, "the fixture should hold a trajectory with every step judged bad"
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     before = weights(model)
     Trainer(config(tmp_path, batch_size=1, micro_batch_size=1), model, tokenizer, bad[:1]).train()
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
@@ -165,7 +153,7 @@ def test_steps_judged_bad_teach_nothing(tmp_path, model_dir, trajectories):
 def test_gradient_accumulation_matches_one_big_micro_batch(tmp_path, model_dir, trajectories):
     results = []
     for micro in (4, 1):
-        model, tokenizer = load(model_dir)
+        model, tokenizer = load_model(model_dir)
         settings = config(tmp_path / str(micro), micro_batch_size=micro, lr=1e-3, max_grad_norm=0)
         Trainer(settings, model, tokenizer, trajectories).train()
         results.append(weights(model))
@@ -176,7 +164,7 @@ def test_gradient_accumulation_matches_one_big_micro_batch(tmp_path, model_dir, 
 def test_gradient_checkpointing_gives_the_same_update(tmp_path, model_dir, trajectories):
     results = []
     for checkpointing in (False, True):
-        model, tokenizer = load(model_dir)
+        model, tokenizer = load_model(model_dir)
         settings = config(
             tmp_path / str(checkpointing), gradient_checkpointing=checkpointing, steps=2
         )
@@ -190,7 +178,7 @@ def test_gradient_checkpointing_gives_the_same_update(tmp_path, model_dir, traje
 
 
 def test_lora_changes_only_the_adapters(tmp_path, model_dir, trajectories):
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     base = weights(model)
     trainer = Trainer(config(tmp_path, lora_r=4, steps=2), model, tokenizer, trajectories)
     trainer.train()
@@ -204,14 +192,14 @@ def test_lora_changes_only_the_adapters(tmp_path, model_dir, trajectories):
         assert torch.equal(current, value), name
     from peft import PeftModel
 
-    exported = PeftModel.from_pretrained(load(model_dir)[0], tmp_path / "run/final")
+    exported = PeftModel.from_pretrained(load_model(model_dir)[0], tmp_path / "run/final")
     for name, value in exported.named_parameters():
         if "lora_" in name:
             assert torch.equal(value, lora[name]), name
 
 
 def test_cosine_schedule_warms_up_then_decays(tmp_path, model_dir, trajectories):
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     settings = config(tmp_path, steps=6, warmup_steps=2, lr_schedule="cosine", lr=1e-3)
     Trainer(settings, model, tokenizer, trajectories).train()
     lrs = [
@@ -251,7 +239,7 @@ class LengthJudge:
 def test_online_step_samples_judges_without_tools_and_raises_rewarded_log_probs(
     model_dir, trajectories
 ):
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     states = [sub for t in trajectories[:3] for sub in decompose_trajectory(t)][:6]
     sampling = SamplingConfig(
         num_samples=4, temperature=1.0, top_p=1.0, max_new_tokens=12, stop=("</math_exp>",)
@@ -298,7 +286,7 @@ def test_online_step_samples_judges_without_tools_and_raises_rewarded_log_probs(
 
 
 def test_cut_action_stops_at_the_closing_tag_or_an_end_token(model_dir):
-    _, tokenizer = load(model_dir)
+    _, tokenizer = load_model(model_dir)
     ids = tokenizer("<math_exp>3 + 4</math_exp> and more", add_special_tokens=False).input_ids
     cut = cut_action(ids, tokenizer, ["</math_exp>"], {tokenizer.eos_token_id})
     assert tokenizer.decode(cut) == "<math_exp>3 + 4</math_exp>"
@@ -310,7 +298,7 @@ def test_cut_action_stops_at_the_closing_tag_or_an_end_token(model_dir):
 
 
 def test_online_training_runs_and_logs_rewards(tmp_path, model_dir, trajectories):
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     settings = config(
         tmp_path, objective="swirl-online", num_samples=2, max_new_tokens=8, kl_coef=0.1, steps=2
     )
@@ -323,7 +311,7 @@ def test_online_training_runs_and_logs_rewards(tmp_path, model_dir, trajectories
 
 
 def test_online_objective_without_a_judge_is_an_error(tmp_path, model_dir, trajectories):
-    model, tokenizer = load(model_dir)
+    model, tokenizer = load_model(model_dir)
     with pytest.raises(ValueError, match="judge"):
         Trainer(config(tmp_path, objective="swirl-online"), model, tokenizer, trajectories)
     with pytest.raises(ValueError, match="objective"):

@@ -38,6 +38,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def load_model(model_dir: Path):
+    """The tiny model (fp32) and its tokenizer, loaded the way a user's model is."""
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return model, transformers.AutoTokenizer.from_pretrained(model_dir)
+
+
 def judged_trajectories(num_tasks: int = 12, seed: int = 0) -> list[Trajectory]:
     """Noisy-oracle episodes of SynthMath with every step judged by the programmatic judge.
 
