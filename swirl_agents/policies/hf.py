@@ -1,13 +1,14 @@
-"""A Hugging Face causal-LM policy: one batched ``generate`` per round, stopping after each call.
+"""A Hugging Face causal-LM policy: every live episode is one row of one decoding loop per round.
 
-Every live episode of a rollout round is one row of one ``generate`` call. The
-prompt is the env's transcript (``prompt_format="text"``) or its chat messages
+The prompt is the env's transcript (``prompt_format="text"``) or its chat messages
 through the tokenizer's chat template (``"chat"``); ``"auto"`` picks chat when the
-tokenizer has a template. Generation stops for a row as soon as it closes a tool
-call or an answer (transformers' stop strings), and anything decoded past the
-closing tag is cut. Each row only computes tokens the model has not seen: an
-episode's keys and values are kept between rounds and the system prompt shared by
-new episodes is computed once per batch (``kv_cache``).
+tokenizer has a template. Decoding is a plain loop of forward passes over the
+model's cache, one token per row per pass: a row stops at the end-of-sequence token,
+at ``max_new_tokens``, or as soon as its text contains a stop string (the closing tag
+of a tool call or an answer), and anything decoded past the stop string is cut. The
+loop ends when every row has stopped. Each row only computes tokens the model has
+not seen: an episode's keys and values are kept between rounds and the prefix new
+episodes share is computed once (``kv_cache``).
 
 Sampling is per episode, not per batch: each row draws its token from its own
 ``torch.Generator`` seeded by ``step_seed(observation.seed, step)``, by the
@@ -21,18 +22,15 @@ guaranteed in bfloat16 on CUDA).
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    GenerationConfig,
     LogitsProcessor,
-    LogitsProcessorList,
     PreTrainedModel,
     TemperatureLogitsWarper,
     TopPLogitsWarper,
@@ -45,7 +43,12 @@ from swirl_agents.policies.base import (
     cut_at_stop,
     step_seed,
 )
-from swirl_agents.policies.kv_cache import EpisodeKVCache, layout_rows, supports_reuse
+from swirl_agents.policies.kv_cache import (
+    EpisodeKVCache,
+    ModelCall,
+    PaddedBatch,
+    supports_reuse,
+)
 
 PromptFormat = Literal["auto", "text", "chat"]
 
@@ -61,7 +64,7 @@ class HFPolicy:
         prompt_format: ``"text"`` (the transcript), ``"chat"`` (the messages through
             the chat template) or ``"auto"`` (chat when the tokenizer has a template).
         reuse_kv: Keep each episode's keys and values between calls and compute the
-            system prompt once per batch, so a round only runs the tokens it has not
+            system prompt new episodes share once, so a round only runs the tokens it has not
             seen (see ``kv_cache``). Used where the model's cache is plain full
             attention; costs the memory of the live episodes' caches between calls.
         name: Shown in stored trajectories; defaults to the model's path.
@@ -89,13 +92,12 @@ class HFPolicy:
         self.sampling = sampling or SamplingSettings()
         self.chat = prompt_format == "chat" or (prompt_format == "auto" and has_template)
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
-        parameters = inspect.signature(model.forward).parameters
-        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
-        self.kv_cache = (
-            EpisodeKVCache(model, self._cache_argument)
-            if reuse_kv and supports_reuse(model)
-            else None
-        )
+        self._call = ModelCall(model)
+        self.kv_cache = EpisodeKVCache(self._call) if reuse_kv and supports_reuse(model) else None
+        eos = model.generation_config.eos_token_id
+        eos = eos if eos is not None else tokenizer.eos_token_id
+        self._eos = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self._stop_tokens: dict[tuple[str, ...], torch.Tensor] = {}
         self.stats = PolicyStats()
 
     @classmethod
@@ -148,41 +150,76 @@ class HFPolicy:
 
     @torch.inference_mode()
     def act(self, observations: Sequence[Observation]) -> list[str]:
-        """Generate one action per observation in a single batched ``generate`` call."""
+        """Generate one action per observation, all rows in one decoding loop."""
         if not observations:
             return []
         started = time.perf_counter()
         rows = self._tokenize(observations)
         stop = self.sampling.stop_strings(observations)
         pad_id = self.tokenizer.pad_token_id
-        keys = [o.seed for o in observations]
-        cache = {}
+        batch: EpisodeKVCache | PaddedBatch
         if self.kv_cache is not None:
-            input_ids, attention_mask, static = self.kv_cache.prepare(
-                keys, rows, self.sampling.max_new_tokens, pad_id
-            )
-            cache[self._cache_argument] = static
+            batch = self.kv_cache
+            keys = [o.seed for o in observations]
+            logits = batch.start(keys, rows, self.sampling.max_new_tokens, pad_id)
         else:
-            input_ids, attention_mask = layout_rows(rows, [0] * len(rows), pad_id)
-            input_ids = input_ids.to(self.model.device)
-            attention_mask = attention_mask.to(self.model.device)
-        output = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            generation_config=self._generation_config(stop),
-            logits_processor=self._sampler(observations),
-            tokenizer=self.tokenizer if stop else None,
-            **cache,
-        )
-        new_tokens = output[:, input_ids.shape[1] :]
-        if self.kv_cache is not None:
-            self.kv_cache.save(
-                keys, rows, attention_mask, new_tokens, cache[self._cache_argument], pad_id
-            )
-        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        generated = int((new_tokens != pad_id).sum())
-        self.stats.record(started, len(rows), sum(map(len, rows)), generated)
+            batch = PaddedBatch(self._call, pad_id)
+            logits = batch.start(rows)
+        produced = self._decode(batch, logits, observations, stop)
+        texts = self.tokenizer.batch_decode(produced, skip_special_tokens=True)
+        self.stats.record(started, len(rows), sum(map(len, rows)), sum(map(len, produced)))
         return [cut_at_stop(text, stop) for text in texts]
+
+    def _decode(
+        self,
+        batch: EpisodeKVCache | PaddedBatch,
+        logits: torch.Tensor,
+        observations: Sequence[Observation],
+        stop: list[str],
+    ) -> list[list[int]]:
+        """Generate every row's tokens from the prompt pass's ``logits``; returns them without EOS.
+
+        Each pass feeds the rows still generating their last token; a row that
+        stopped leaves the batch (``batch.rows`` says which row each logits row is).
+        """
+        limit = self.sampling.max_new_tokens
+        sample = self._sampler(observations)
+        produced: list[list[int]] = [[] for _ in observations]
+        while True:
+            tokens = sample(batch.rows, logits.float()).argmax(-1)
+            may_stop = self._may_stop(stop, logits.shape[-1])[tokens].tolist()
+            ids = tokens.tolist()
+            keep = []
+            for index, row in enumerate(batch.rows):
+                if ids[index] in self._eos:
+                    keep.append(False)
+                    continue
+                produced[row].append(ids[index])
+                stopped = may_stop[index] and self._stopped(produced[row], stop)
+                keep.append(not stopped and len(produced[row]) < limit)
+            if not any(keep):
+                return produced
+            logits = batch.advance(ids, keep)
+
+    def _may_stop(self, stop: list[str], vocab: int) -> torch.Tensor:
+        """Per token id: whether the token can complete a stop string, so the row's text is checked.
+
+        A stop string completes on the token that writes its last character; tokens
+        that decode to part of a character (shown as U+FFFD) may write any of them.
+        """
+        key = tuple(stop)
+        if key not in self._stop_tokens:
+            last = {s[-1] for s in stop if s} | {"\ufffd"}
+            known = min(vocab, len(self.tokenizer))
+            texts = self.tokenizer.batch_decode([[i] for i in range(known)])
+            flags = [any(char in text for char in last) for text in texts]
+            flags += [True] * (vocab - known)
+            self._stop_tokens[key] = torch.tensor(flags, device=self.model.device)
+        return self._stop_tokens[key]
+
+    def _stopped(self, tokens: list[int], stop: list[str]) -> bool:
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return any(s in text for s in stop if s)
 
     def _tokenize(self, observations: Sequence[Observation]) -> list[list[int]]:
         if self.chat:
@@ -196,46 +233,34 @@ class HFPolicy:
             return self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         return self.tokenizer([o.text for o in observations])["input_ids"]
 
-    def _generation_config(self, stop: list[str]) -> GenerationConfig:
-        # Built from scratch so that a checkpoint's own defaults (top_k, repetition
-        # penalty, ...) never change what the settings say.
-        eos = self.model.generation_config.eos_token_id
-        return GenerationConfig(
-            max_new_tokens=self.sampling.max_new_tokens,
-            do_sample=False,  # sampling happens in _PerRowSampler, see the module docstring
-            eos_token_id=eos if eos is not None else self.tokenizer.eos_token_id,
-            pad_token_id=self.tokenizer.pad_token_id,
-            stop_strings=stop or None,
-            use_cache=True,
-        )
+    def _sampler(
+        self, observations: Sequence[Observation]
+    ) -> Callable[[list[int], torch.Tensor], torch.Tensor]:
+        """Scores whose argmax is each row's token: the logits (greedy) or a per-row sample.
 
-    def _sampler(self, observations: Sequence[Observation]) -> LogitsProcessorList:
+        The returned function takes the rows (indices into ``observations``) and their logits.
+        """
         if self.sampling.temperature == 0:
-            return LogitsProcessorList()
+            return lambda rows, logits: logits
         generators = [
             torch.Generator(device=self.model.device).manual_seed(step_seed(o.seed, o.step))
             for o in observations
         ]
-        processors: list[LogitsProcessor] = [TemperatureLogitsWarper(self.sampling.temperature)]
+        warpers: list[LogitsProcessor] = [TemperatureLogitsWarper(self.sampling.temperature)]
         if self.sampling.top_p < 1:
-            processors.append(TopPLogitsWarper(self.sampling.top_p))
-        processors.append(_PerRowSampler(generators))
-        return LogitsProcessorList(processors)
+            warpers.append(TopPLogitsWarper(self.sampling.top_p))
+
+        def sample(rows: list[int], logits: torch.Tensor) -> torch.Tensor:
+            for warper in warpers:
+                logits = warper(None, logits)
+            return logits + _gumbel([generators[row] for row in rows], logits)
+
+        return sample
 
 
-class _PerRowSampler(LogitsProcessor):
-    """Adds Gumbel noise from each row's own generator, so greedy argmax is a per-row sample."""
-
-    def __init__(self, generators: list[torch.Generator]):
-        self.generators = generators
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        scores = scores.float()  # (batch, vocab)
-        uniform = torch.stack(
-            [
-                torch.rand(scores.shape[1], generator=g, device=scores.device)
-                for g in self.generators
-            ]
-        )
-        gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20, max=1 - 1e-7)))
-        return scores + gumbel
+def _gumbel(generators: list[torch.Generator], logits: torch.Tensor) -> torch.Tensor:
+    """Gumbel noise from each row's own generator, so argmax(logits + noise) is a per-row sample."""
+    uniform = torch.stack(
+        [torch.rand(logits.shape[1], generator=g, device=logits.device) for g in generators]
+    )
+    return -torch.log(-torch.log(uniform.clamp_(min=1e-20, max=1 - 1e-7)))

@@ -227,7 +227,6 @@ def varied_observations(count: int = 6) -> list[Observation]:
 @pytest.mark.parametrize("reuse_kv", [True, False])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_hf_batched_generation_equals_one_by_one(tiny_path, temperature, reuse_kv, monkeypatch):
-    from swirl_agents.policies import hf
     from swirl_agents.policies.kv_cache import MIN_SHARED_PREFIX, shared_prefix_length
 
     policy = hf_policy(tiny_path, reuse_kv, temperature=temperature, stop=("</never>",))
@@ -244,14 +243,19 @@ def test_hf_batched_generation_equals_one_by_one(tiny_path, temperature, reuse_k
     assert len(set(batched)) == len(batched)
     from swirl_agents.policies import kv_cache
 
-    layout = kv_cache.layout_rows
+    # The mistakes this test exists to catch: rows seeing padding, or a slot's
+    # positions past the row's own tokens (other rows' padding, stale tokens).
+    layout, visible = kv_cache.layout_rows, kv_cache.visible
 
-    def attend_to_padding(rows, reused, pad_id):  # the mistake this test exists to catch
-        ids, mask = layout(rows, reused, pad_id)
+    def attend_to_padding(rows, pad_id):
+        ids, mask = layout(rows, pad_id)
         return ids, torch.ones_like(mask)
 
-    monkeypatch.setattr(hf, "layout_rows", attend_to_padding)
+    def see_everything(positions, width):
+        return torch.ones_like(visible(positions, width))
+
     monkeypatch.setattr(kv_cache, "layout_rows", attend_to_padding)
+    monkeypatch.setattr(kv_cache, "visible", see_everything)
     if policy.kv_cache is not None:
         policy.kv_cache.clear()
     assert policy.act(observations) != single
@@ -259,23 +263,28 @@ def test_hf_batched_generation_equals_one_by_one(tiny_path, temperature, reuse_k
     assert policy.stats.completion_tokens > 0 and policy.stats.tokens_per_second > 0
 
 
-def test_rows_keep_reused_tokens_first_and_their_own_tokens_last():
-    from swirl_agents.policies.kv_cache import common_length, layout_rows, shared_prefix_length
+def test_rows_are_left_padded_and_a_query_sees_its_row_up_to_itself():
+    from swirl_agents.policies.kv_cache import (
+        common_length,
+        layout_rows,
+        shared_prefix_length,
+        visible,
+    )
 
     rows = [[1, 2, 3, 4, 5], [1, 2, 3, 9], [1, 2, 7]]
     assert shared_prefix_length(rows) == 2
     assert shared_prefix_length([[1, 2, 3]]) == 2  # one token is always left to generate from
     assert common_length([1, 2, 3, 4], [1, 2, 3, 4]) == 3
     assert common_length([1, 2, 8], [1, 2, 3, 4]) == 2
-    ids, mask = layout_rows(rows, [2, 2, 2], pad_id=0)
-    assert ids.tolist() == [[1, 2, 3, 4, 5], [1, 2, 0, 3, 9], [1, 2, 0, 0, 7]]
-    assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 1, 1], [1, 1, 0, 0, 1]]
-    # Reused counts differ per row: reused | padding up to the longest reuse and new part | new.
-    ids, mask = layout_rows(rows, [4, 1, 0], pad_id=0)
-    assert ids.tolist() == [[1, 2, 3, 4, 0, 0, 5], [1, 0, 0, 0, 2, 3, 9], [0, 0, 0, 0, 1, 2, 7]]
-    assert mask.tolist() == [[1, 1, 1, 1, 0, 0, 1], [1, 0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1, 1]]
-    ids, mask = layout_rows(rows, [0, 0, 0], pad_id=0)
-    assert ids.tolist()[2] == [0, 0, 1, 2, 7] and mask.tolist()[2] == [0, 0, 1, 1, 1]
+    ids, mask = layout_rows(rows, pad_id=0)
+    assert ids.tolist() == [[1, 2, 3, 4, 5], [0, 1, 2, 3, 9], [0, 0, 1, 2, 7]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [0, 1, 1, 1, 1], [0, 0, 1, 1, 1]]
+    # Two slots: one holds 3 tokens and gets 2 more, the other holds 1 and gets 1 (its
+    # padding query writes past its end, at position 2).
+    seen = visible(torch.tensor([[3, 4], [2, 1]]), 5)
+    assert seen.shape == (2, 1, 2, 5)
+    assert seen[0, 0].int().tolist() == [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]
+    assert seen[1, 0, 1].int().tolist() == [1, 1, 0, 0, 0]
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
@@ -287,24 +296,64 @@ def test_hf_reused_keys_and_values_give_the_actions_of_a_recomputation(tiny_path
         actions = reusing.act(observations)
         assert actions == recomputing.act(observations)
         # The next round's transcripts extend this round's (new feedback for each row).
+        # The first episode ends after round 1: its slot is freed and the last live
+        # episode's values move into it.
         observations = [
             observe(MATH, o.step + 1, o.seed, o.text + action + f"\n{round_} -> {i}\n")
             for i, (o, action) in enumerate(zip(observations, actions, strict=True))
+            if round_ != 1 or i
         ]
-    entries = reusing.kv_cache.saved
-    assert len(entries) == 4
-    # Only the new tokens ran: the saved prompt covers all but the last round's feedback.
+    actions = reusing.act(observations)
+    assert actions == recomputing.act(observations)
+    cache = reusing.kv_cache
+    assert sorted(cache.slot_of.values()) == [0, 1, 2]
+    # Only the new tokens ran: each slot holds the episode's prompt and action, all but
+    # the last round's feedback.
     rows = reusing._tokenize(observations)
-    assert all(
-        len(entries[o.seed]) > len(row) // 2 for o, row in zip(observations, rows, strict=True)
-    )
+    for observation, row in zip(observations, rows, strict=True):
+        kept = cache.episode_tokens(observation.seed)
+        assert len(kept) > len(row) // 2 and row[: len(kept) - 8] == kept[: len(kept) - 8]
+
+
+def test_hf_new_episode_among_live_ones_reuses_the_shared_prefix_and_runs_ahead(tiny_path):
+    reusing = hf_policy(tiny_path, True, temperature=1.0, max_new_tokens=6)
+    recomputing = hf_policy(tiny_path, False, temperature=1.0, max_new_tokens=6)
+    system = "You solve problems step by step with a calculator. " * 2
+    observations = [
+        observe(MATH, 0, 200 + i, system + f"Task {i}: add {i} and 3.") for i in range(4)
+    ]
+    actions = reusing.act(observations)
+    assert actions == recomputing.act(observations)
+    assert reusing.kv_cache.prefix is not None  # computed once for the four new episodes
+    # Next round: the live episodes add a short tool result; a new episode joins with a
+    # question far longer than those results.
+    observations = [
+        observe(MATH, 1, o.seed, o.text + action + " -> 7\n")
+        for o, action in zip(observations, actions, strict=True)
+    ]
+    observations.append(observe(MATH, 0, 300, system + "Task 9: " + MATH.question * 2))
+    computed = []
+    forward = reusing.model.forward
+
+    def counting(input_ids, **kwargs):
+        computed.append(tuple(input_ids.shape))
+        return forward(input_ids=input_ids, **kwargs)
+
+    reusing.model.forward = counting
+    assert reusing.act(observations) == recomputing.act(observations)
+    unseen = len(reusing._tokenize(observations)[-1]) - len(reusing.kv_cache.prefix)
+    # The new row's question ran ahead on its own, so the batch's first pass over all
+    # five rows is far narrower than the new row's unseen part.
+    (ahead_rows, ahead), (batch_rows, first_pass) = computed[:2]
+    assert ahead_rows == 1 and batch_rows == len(observations)
+    assert first_pass < unseen // 2 and ahead + first_pass == unseen
 
 
 def test_hf_forgets_reused_values_when_the_weights_change(tiny_path):
     policy = hf_policy(tiny_path, True, temperature=0.0, max_new_tokens=6)
     observations = varied_observations(3)
     policy.act(observations)
-    assert len(policy.kv_cache.saved) == 3
+    assert len(policy.kv_cache.slot_of) == 3
     with torch.no_grad():
         for parameter in policy.model.parameters():
             parameter.mul_(1.5)  # what an optimizer step does: an in-place update
