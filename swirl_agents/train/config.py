@@ -64,7 +64,11 @@ class TrainConfig:
     batch_size: int = 8
     """Examples per optimizer step over all processes: trajectories, or states when online."""
     micro_batch_size: int = 8
-    """Examples per forward pass on one process; the rest of the batch is gradient accumulation."""
+    """Examples per forward pass on one process; the rest of the batch is gradient accumulation.
+
+    A process's examples are sorted by length before they are cut into micro-batches,
+    so each micro-batch pads only to its own longest example (the loss is the same sum).
+    """
     lr: float = 1e-5
     """Peak learning rate (AdamW)."""
     weight_decay: float = 0.0

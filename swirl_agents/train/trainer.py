@@ -166,6 +166,8 @@ class Trainer:
         else:
             examples = [self.examples[i] for i in local]
         (units,) = all_reduce_sum([count_units(examples, self.config.reduction)], self.context)
+        # Similar lengths share a micro-batch: padding to the longest costs less compute.
+        examples = sorted(examples, key=lambda example: len(example.tokens.input_ids))
         size = self.config.micro_batch_size
         micro_batches = [examples[i : i + size] for i in range(0, len(examples), size)]
         loss_sum = kl_sum = tokens = 0.0

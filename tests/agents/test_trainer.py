@@ -29,7 +29,7 @@ from swirl_agents.train.stepwise_rl import (  # noqa: E402
 from tests.agents.training_fixtures import (  # noqa: E402
     load_model,
     one_thread,  # noqa: F401
-    )
+)
 
 
 def weights(model):
@@ -159,6 +159,27 @@ def test_gradient_accumulation_matches_one_big_micro_batch(tmp_path, model_dir, 
         results.append(weights(model))
     # Adam divides by the root of tiny second moments, so summation-order noise shows at 1e-6.
     assert all(torch.allclose(results[0][n], results[1][n], atol=1e-5) for n in results[0])
+
+
+def test_micro_batches_hold_examples_of_similar_length(
+    tmp_path, model_dir, trajectories, monkeypatch
+):
+    import swirl_agents.train.trainer as trainer_module
+
+    lengths, collate = [], trainer_module.collate
+
+    def recording_collate(examples, pad_id):
+        lengths.append([len(example.tokens.input_ids) for example in examples])
+        return collate(examples, pad_id)
+
+    monkeypatch.setattr(trainer_module, "collate", recording_collate)
+    model, tokenizer = load_model(model_dir)
+    Trainer(config(tmp_path, micro_batch_size=2, steps=2), model, tokenizer, trajectories).train()
+    # Per step: 2 micro-batches of 2; the first holds the step's two shortest examples.
+    steps = [lengths[i : i + 2] for i in range(0, len(lengths), 2)]
+    assert len(steps) == 2
+    for first, second in steps:
+        assert first == sorted(first) and second == sorted(second) and max(first) <= min(second)
 
 
 def test_gradient_checkpointing_gives_the_same_update(tmp_path, model_dir, trajectories):
