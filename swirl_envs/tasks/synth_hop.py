@@ -438,6 +438,10 @@ class SynthHopEnv(SwirlEnv):
             ``max_steps``.
         relations: Keys of ``RELATIONS`` that questions may use; all by default.
         world_seed: Seed of the world (its entities, names and passages).
+        world_scale: Multiplies every entity count of the default world (240 people,
+            80 companies, 64 cities, 16 countries). A larger world has more distinct
+            names, so a small model has to learn to copy names rather than memorise
+            the few it was trained on.
         max_steps: Step budget per episode.
         system_prompt: Overrides ``SEARCH_PROMPT``.
         judge: Optional answer judge (see ``SwirlEnv``).
@@ -455,6 +459,7 @@ class SynthHopEnv(SwirlEnv):
         max_hops: int = 4,
         relations: Sequence[str] | None = None,
         world_seed: int = 0,
+        world_scale: int = 1,
         max_steps: int = 5,
         system_prompt: str | None = None,
         judge: AnswerJudge | None = None,
@@ -466,7 +471,15 @@ class SynthHopEnv(SwirlEnv):
                 f"max_steps={max_steps} leaves no room for {max_hops} searches and the answer; "
                 f"use max_steps >= {max_hops + 1}."
             )
-        self.world = build_world(world_seed)
+        if world_scale < 1:
+            raise ValueError(f"world_scale must be a positive integer, got {world_scale}.")
+        self.world = build_world(
+            world_seed,
+            num_people=240 * world_scale,
+            num_companies=80 * world_scale,
+            num_cities=64 * world_scale,
+            num_countries=16 * world_scale,
+        )
         tasks = generate_synth_hop(
             num_tasks,
             seed=seed,

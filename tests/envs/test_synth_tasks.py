@@ -386,3 +386,21 @@ def test_hop_env_is_registered_and_shares_one_search_index():
     assert len(env.unwrapped.tasks) == 7
     assert env.unwrapped.tools[0] is other.tools[0]
     assert env.unwrapped.tools[0].name == "search"
+
+
+def test_hop_world_scale_multiplies_the_world_and_keeps_the_splits():
+    import gymnasium as gym
+
+    small = gym.make("swirl/SynthHop-v0", num_tasks=10).unwrapped.world
+    large = gym.make("swirl/SynthHop-v0", num_tasks=10, world_scale=3).unwrapped.world
+    for entity_type in ENTITY_TYPES:
+        assert len(large.of_type(entity_type)) == 3 * len(small.of_type(entity_type))
+    train = gym.make("swirl/SynthHop-v0", num_tasks=500, world_scale=3).unwrapped.tasks
+    test = gym.make("swirl/SynthHop-v0", split="test", num_tasks=200, world_scale=3).unwrapped
+    assert not {t.meta["entities"][0] for t in train} & {t.meta["entities"][0] for t in test.tasks}
+    test.reset(options={"index": 0})
+    for action in test.tasks[0].gold_path:
+        *_, info = test.step(action)
+    assert info["score"] == 1.0  # the search tool indexes the scaled world
+    with pytest.raises(ValueError, match="world_scale"):
+        gym.make("swirl/SynthHop-v0", num_tasks=10, world_scale=0)
