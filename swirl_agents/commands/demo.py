@@ -3,7 +3,8 @@
 ::
 
     swirl demo                       # one seed, SynthMath and SynthHop, under runs/demo
-    swirl demo --seeds 0 1 2         # three seeds: mean and spread in the table
+    swirl demo --seeds 3             # three seeds (0, 1, 2): mean and spread in the table
+    swirl demo --seed 4 7            # exactly these seeds
     swirl demo --config my.yaml --set train.lr=1e-4 --set judge.filter=outcome
 
 Embedded defaults (``swirl_agents/configs/demo.yaml``), no downloads. Rerunning the
@@ -41,7 +42,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """Flags shared by the config-driven commands; each one overrides a config key."""
     parser.add_argument("--config", help="YAML run config (default: the embedded demo config)")
     parser.add_argument("--out", help="output folder (key out_dir)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run (key seeds)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds", type=int, metavar="N", help="run N seeds: 0, 1, ..., N-1 (key seeds)"
+    )
+    seeds.add_argument("--seed", type=int, nargs="+", metavar="S", help="run these seeds")
     parser.add_argument("--threads", type=int, help="torch CPU threads (key threads)")
     parser.add_argument("--device", help="cpu or cuda (key device)")
     parser.add_argument(
@@ -54,7 +59,11 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     """The ``KEY=VALUE`` overrides the named flags and ``--set`` describe, flags first."""
     overrides = list(QUICK) if getattr(args, "quick", False) else []
     if args.seeds is not None:
-        overrides.append(f"seeds={args.seeds}")
+        if args.seeds < 1:
+            raise ValueError(f"--seeds takes a number of seeds (1 or more), got {args.seeds}")
+        overrides.append(f"seeds={list(range(args.seeds))}")
+    if args.seed is not None:
+        overrides.append(f"seeds={args.seed}")
     for flag, key in (("out", "out_dir"), ("threads", "threads"), ("device", "device")):
         value = getattr(args, flag)
         if value is not None:
@@ -64,11 +73,11 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, run every stage, print the table; 2 on a config error."""
-    from swirl_agents.config import ConfigError, load_config
+    from swirl_agents.config import load_config
 
     try:
         config = load_config(args.config, config_overrides(args))
-    except (ConfigError, OSError) as error:
+    except (ValueError, OSError) as error:  # ConfigError is a ValueError
         print(f"swirl demo: {error}")
         return 2
     from swirl_agents.demo import run_demo

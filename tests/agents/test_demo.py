@@ -121,3 +121,18 @@ def test_table_shows_mean_and_spread_over_seeds():
 def test_gains_are_per_seed_points():
     lines = gains(fake_results())
     assert "math greedy SWiRL - base: +40.0" in lines
+
+
+def test_seeds_flag_counts_seeds_and_seed_lists_them():
+    import argparse
+
+    from swirl_agents.commands.demo import add_config_flags, config_overrides
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    assert "seeds=[0, 1, 2]" in config_overrides(parser.parse_args(["--seeds", "3"]))
+    assert "seeds=[4, 7]" in config_overrides(parser.parse_args(["--seed", "4", "7"]))
+    with pytest.raises(ValueError, match="number of seeds"):
+        config_overrides(parser.parse_args(["--seeds", "0"]))
+    with pytest.raises(SystemExit):  # one or the other
+        parser.parse_args(["--seeds", "2", "--seed", "1"])
