@@ -3,8 +3,9 @@
 For every seed and family, under ``out_dir/seed-S/FAMILY/``:
 
 1. ``warmup-data/``: imperfect expert trajectories with systematic misconceptions
-   (``misconceptions``), two per training question: sample 0 warms the base model
-   up, sample 1 is the "more warm-up data" of the compute-matched control;
+   (``misconceptions``) on other questions of the train split than stage 1's, two per
+   question: sample 0 warms the base model up, sample 1 is the "more warm-up data" of
+   the compute-matched control;
 2. ``init/`` and ``base/``: the tiny model and tokenizer, then SFT on the warm-up data
    (skipped when ``model.path`` names a model to start from);
 3. ``samples/``: k trajectories per training question from the base model (stage 1);
@@ -27,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,14 @@ from swirl_agents.pipeline import (
 MODELS = ("base", "swirl", "sft", "compute-matched")
 """Evaluated models, in table order."""
 
-_TEST_SEED_OFFSET = 1000
+TEST_SEED_OFFSET = 1000
 """Test questions are generated from ``seed + offset``; the split keeps them disjoint anyway."""
+
+_WARMUP_SEED_OFFSET = 2000
+"""The warm-up's questions come from ``seed + offset`` of the train split: other questions
+than stage 1's, as a real base model was not trained on the questions SWiRL samples. (On
+the same questions the tiny base memorised each question's warm-up choice and almost
+never sampled the right relation on SynthHop's misconception questions.)"""
 
 
 _PR_SET_PDEATHSIG = 1  # prctl option: signal this process when its parent dies
@@ -113,96 +121,54 @@ def run_family(
     config: RunConfig, family: FamilyConfig, seed: int, folder: Path, *, log=print
 ) -> dict[str, Any]:
     """All stages of one family and seed; returns ``{"eval": ..., "stages": ...}``."""
-    device = config.device or None
+    from swirl_agents.tiny import tiny_corpus
+
     train_env = make_env(family, family.train_split, family.train_tasks, seed)
-    test_env = make_env(family, family.test_split, family.test_tasks, seed + _TEST_SEED_OFFSET)
     stage = functools.partial(_stage, folder, family.name, log)
-    common = {
-        "batch_size": config.train.batch_size,
-        "micro_batch_size": config.train.micro_batch_size,
-        "seed": seed,
-        "device": device,
-        "max_new_tokens": config.generate.max_new_tokens,
-        "prompt_format": config.model.prompt_format,
-        "progress": True,
-    }
     stages: dict[str, Any] = {}
-    warm = None
+    warm = folder / "warmup-data" / "trajectories.jsonl"
     if config.model.path:
         base_model = config.model.path
     else:
-        warm = folder / "warmup-data" / "trajectories.jsonl"
-        expert = _expert(family, train_env, config)
+        warm_env = make_env(
+            family, family.train_split, family.train_tasks, seed + _WARMUP_SEED_OFFSET
+        )
+        expert = expert_policy(family, warm_env, config)
         stages["warmup-data"] = stage(
             "warmup-data",
             lambda: generate(
-                train_env,
-                expert,
-                warm,
-                samples=2,
-                seed=seed,
-                batch_size=256,
-                num_tasks=family.train_tasks,
+                warm_env, expert, warm,
+                samples=2, seed=seed, batch_size=256, num_tasks=family.train_tasks,
             ),
-        )
+        )  # fmt: skip
         stages["init"] = stage(
-            "init", lambda: _build_tiny(config, train_env, folder / "init", seed)
+            "init",
+            lambda: build_tiny(config, tiny_corpus([warm_env, train_env]), folder / "init", seed),
         )
-        warmup = {
-            **common,
-            "objective": "sft",
-            "steps": config.warmup.steps,
-            "lr": config.warmup.lr,
-            "batch_size": config.warmup.batch_size,
-            "micro_batch_size": config.warmup.batch_size,
-            "warmup_steps": max(1, config.warmup.steps // 20),
-            "save_every": config.train.save_every,
-        }
         stages["base"] = stage(
             "base",
-            lambda: train(folder / "init", _samples(warm, 0), folder / "base", warmup),
-        )
+            lambda: train(
+                folder / "init", load_samples(warm, 0), folder / "base",
+                warmup_settings(config, seed, config.warmup.steps),
+            ),
+        )  # fmt: skip
         base_model = str(folder / "base" / "final")
 
-    samples = folder / "samples" / "trajectories.jsonl"
-    sampler = functools.partial(
-        _model_policy, base_model, config.generate.temperature, config, device
-    )
-    stages["samples"] = stage(
-        "samples",
-        lambda: generate(
-            train_env, sampler(), samples,
-            samples=config.generate.samples, seed=seed, batch_size=config.generate.batch_size,
-            num_tasks=family.train_tasks,
-        ),
-    )  # fmt: skip
-    judged = folder / "judge"
-    stages["judge"] = stage(
-        "judge",
-        lambda: judge_and_filter(
-            samples, judged, train_env,
-            process=config.judge.process, outcome=config.judge.outcome, mode=config.judge.filter,
-        ),
-    )  # fmt: skip
-    rl = {
-        **common,
-        "steps": config.train.steps,
-        "lr": config.train.lr,
-        "save_every": config.train.save_every,
-    }
+    kept, sampled = sample_and_filter(config, family, train_env, base_model, seed, folder, log=log)
+    stages.update(sampled)
     models = {"base": base_model}
     online_judge = (
         make_judge(config.judge.process, train_env)
         if config.train.objective == "swirl-online"
         else None
     )
-    kept = _load(judged / "filtered.jsonl")
     if kept:
         stages["swirl"] = stage(
             "swirl",
             lambda: train(
                 base_model, kept, folder / "swirl",
-                {**rl, "objective": config.train.objective}, judge=online_judge,
+                {**train_settings(config, seed), "objective": config.train.objective},
+                judge=online_judge,
             ),
         )  # fmt: skip
         models["swirl"] = str(folder / "swirl" / "final")
@@ -210,59 +176,129 @@ def run_family(
         log(f"[{family.name}/swirl] no trajectory passed the {config.judge.filter} filter")
         stages["swirl"] = {"summary": "no trajectory passed the filter: SWiRL = base model"}
         models["swirl"] = base_model
+    sft = {**train_settings(config, seed), "objective": "sft"}
     if "sft" in config.train.controls:
         stages["sft"] = stage(
             "sft",
             lambda: train(
                 base_model,
-                _load(judged / "judged.jsonl"),
+                load_trajectories(folder / "judge" / "judged.jsonl"),
                 folder / "sft",
-                {**rl, "objective": "sft"},
+                sft,
             ),
         )
         models["sft"] = str(folder / "sft" / "final")
-    if "compute-matched" in config.train.controls and warm is not None:
+    if "compute-matched" in config.train.controls and not config.model.path:
         stages["compute-matched"] = stage(
             "compute-matched",
-            lambda: train(
-                base_model,
-                _samples(warm, 1),
-                folder / "compute-matched",
-                {**rl, "objective": "sft"},
-            ),
+            lambda: train(base_model, load_samples(warm, 1), folder / "compute-matched", sft),
         )
         models["compute-matched"] = str(folder / "compute-matched" / "final")
+    evaluations = evaluate_models(config, family, seed, models, folder / "eval", log=log)
+    return {"eval": evaluations, "stages": stages}
 
+
+def sample_and_filter(
+    config: RunConfig, family: FamilyConfig, env, model: str, seed: int, folder: Path, *, log=print
+) -> tuple[list, dict[str, Any]]:
+    """Stage 1 and judging: ``folder/samples`` and ``folder/judge``; returns (kept, stages)."""
+    stage = functools.partial(_stage, folder, family.name, log)
+    samples = folder / "samples" / "trajectories.jsonl"
+    stages = {
+        "samples": stage(
+            "samples",
+            lambda: generate(
+                env, model_policy(model, config.generate.temperature, config), samples,
+                samples=config.generate.samples, seed=seed,
+                batch_size=config.generate.batch_size, num_tasks=family.train_tasks,
+            ),
+        ),
+        "judge": stage(
+            "judge",
+            lambda: judge_and_filter(
+                samples, folder / "judge", env, process=config.judge.process,
+                outcome=config.judge.outcome, mode=config.judge.filter,
+            ),
+        ),
+    }  # fmt: skip
+    return load_trajectories(folder / "judge" / "filtered.jsonl"), stages
+
+
+def evaluate_models(
+    config: RunConfig,
+    family: FamilyConfig,
+    seed: int,
+    models: dict[str, str],
+    folder: Path,
+    *,
+    log=print,
+) -> dict[str, dict[str, Any]]:
+    """Every model on the test split at every temperature: ``{model: {"0": report, ...}}``.
+
+    Each evaluation is a stage ``folder/MODEL-tT`` (skipped when done).
+    """
+    env = held_out_env(family, seed)
     group = functools.partial(uses_confusion, confusions=family.confusions)
     evaluations: dict[str, dict[str, Any]] = {}
     for name, path in models.items():
         for temperature in config.eval.temperatures:
             label = f"{name}-t{temperature:g}"
-            evaluations.setdefault(name, {})[f"{temperature:g}"] = stage(
-                f"eval/{label}",
+            evaluations.setdefault(name, {})[f"{temperature:g}"] = run_stage(
+                folder / label,
+                f"{family.name}/eval/{label}",
                 functools.partial(
-                    _evaluate,
-                    path,
-                    test_env,
-                    temperature,
-                    folder / "eval" / label,
-                    seed,
-                    config,
-                    device,
-                    family.test_tasks,
-                    group,
+                    _evaluate, path, env, temperature, folder / label, seed, config,
+                    family.test_tasks, group,
                 ),
-            )
-    return {"eval": evaluations, "stages": stages}
+                log=log,
+            )  # fmt: skip
+    return evaluations
+
+
+def held_out_env(family: FamilyConfig, seed: int):
+    """The held-out questions every model of ``seed`` is evaluated on."""
+    return make_env(family, family.test_split, family.test_tasks, seed + TEST_SEED_OFFSET)
+
+
+def train_settings(config: RunConfig, seed: int) -> dict[str, Any]:
+    """Stage 2's ``TrainConfig`` settings, shared by SWiRL and both controls (same budget)."""
+    return {
+        "batch_size": config.train.batch_size,
+        "micro_batch_size": config.train.micro_batch_size,
+        "steps": config.train.steps,
+        "lr": config.train.lr,
+        "save_every": config.train.save_every,
+        "seed": seed,
+        "device": config.device or None,
+        "max_new_tokens": config.generate.max_new_tokens,
+        "prompt_format": config.model.prompt_format,
+        "progress": True,
+    }
+
+
+def warmup_settings(config: RunConfig, seed: int, steps: int) -> dict[str, Any]:
+    """The warm-up's SFT settings for ``steps`` steps (the base model's recipe)."""
+    return {
+        **train_settings(config, seed),
+        "objective": "sft",
+        "steps": steps,
+        "lr": config.warmup.lr,
+        "batch_size": config.warmup.batch_size,
+        "micro_batch_size": config.warmup.micro_batch_size,
+        "warmup_steps": max(1, steps // 20),
+    }
 
 
 def _stage(folder: Path, family: str, log, name: str, work) -> dict[str, Any]:
     return run_stage(folder / name, f"{family}/{name}", work, log=log)
 
 
-def _expert(family: FamilyConfig, env, config: RunConfig):
-    """The imperfect expert for the family's env (SynthMath or SynthHop)."""
-    rate, noise = config.warmup.misconception_rate, config.warmup.noise
+def expert_policy(family: FamilyConfig, env, config: RunConfig):
+    """The imperfect expert that writes the family's warm-up data (SynthMath or SynthHop)."""
+    rate = family.misconception_rate
+    if rate is None:
+        rate = config.warmup.misconception_rate
+    noise = config.warmup.noise
     base = env.unwrapped
     if hasattr(base, "world"):
         return HopMisconceptionPolicy(base.world, family.confusions, rate, noise)
@@ -274,13 +310,14 @@ def _expert(family: FamilyConfig, env, config: RunConfig):
     )
 
 
-def _build_tiny(config: RunConfig, env, out: Path, seed: int) -> dict[str, Any]:
-    from swirl_agents.tiny import build_tiny_model, tiny_corpus
+def build_tiny(config: RunConfig, texts: Iterable[str], out: Path, seed: int) -> dict[str, Any]:
+    """The config's tiny model, with a tokenizer trained on ``texts`` (``tiny.tiny_corpus``)."""
+    from swirl_agents.tiny import build_tiny_model
 
     model = config.model
     build_tiny_model(
         out,
-        tiny_corpus([env]),
+        texts,
         vocab_size=model.vocab_size,
         hidden_size=model.hidden_size,
         num_layers=model.num_layers,
@@ -291,7 +328,8 @@ def _build_tiny(config: RunConfig, env, out: Path, seed: int) -> dict[str, Any]:
     return {"model": str(out), "summary": f"tiny model and tokenizer in {out}"}
 
 
-def _model_policy(path: str, temperature: float, config: RunConfig, device: str | None):
+def model_policy(path: str, temperature: float, config: RunConfig):
+    """An ``HFPolicy`` sampling at ``temperature`` with the config's layout and device."""
     from swirl_agents.policies import SamplingSettings
     from swirl_agents.policies.hf import HFPolicy
 
@@ -299,19 +337,23 @@ def _model_policy(path: str, temperature: float, config: RunConfig, device: str 
         temperature=temperature, max_new_tokens=config.generate.max_new_tokens
     )
     return HFPolicy.from_pretrained(
-        path, device=device, sampling=sampling, prompt_format=config.model.prompt_format
+        path,
+        device=config.device or None,
+        sampling=sampling,
+        prompt_format=config.model.prompt_format,
     )
 
 
 def _evaluate(
-    path, env, temperature, folder: Path, seed, config: RunConfig, device, num_tasks, group
+    path, env, temperature, folder: Path, seed, config: RunConfig, num_tasks, group
 ) -> dict:
     from swirl_agents.evaluate import evaluate_model
 
     report = evaluate_model(
         path, env, temperature=temperature, store_path=folder / "trajectories.jsonl", seed=seed,
         batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
-        device=device, num_tasks=num_tasks, group=group, prompt_format=config.model.prompt_format,
+        device=config.device or None, num_tasks=num_tasks, group=group,
+        prompt_format=config.model.prompt_format,
     )  # fmt: skip
     report["summary"] = (
         f"accuracy {report['accuracy']:.3f} "
@@ -321,12 +363,13 @@ def _evaluate(
     return report
 
 
-def _load(path: Path) -> list:
-    from swirl_agents.store import load_trajectories
+def load_trajectories(path: Path) -> list:
+    """A trajectory file, whole, in task order."""
+    from swirl_agents.store import load_trajectories as load
 
-    return list(load_trajectories(path))
+    return sorted(load(path), key=lambda t: t.key)
 
 
-def _samples(path: Path, sample: int) -> list:
+def load_samples(path: Path, sample: int) -> list:
     """The trajectories of one sample index, in task order (a stable training set)."""
-    return sorted((t for t in _load(path) if t.sample == sample), key=lambda t: t.key)
+    return [t for t in load_trajectories(path) if t.sample == sample]
