@@ -80,6 +80,7 @@ class FamilyConfig:
             "misconception" split of the evaluation.
         misconception_rate: This family's rate of the confusions in the warm-up data;
             unset, ``warmup.misconception_rate``.
+        samples: This family's stage-1 samples per question; unset, ``generate.samples``.
     """
 
     name: str = ""
@@ -91,6 +92,7 @@ class FamilyConfig:
     test_tasks: int = 300
     confusions: dict[str, str] = field(default_factory=dict)
     misconception_rate: float | None = None
+    samples: int | None = None
 
 
 @dataclass
@@ -210,8 +212,23 @@ def _demo_families() -> list[FamilyConfig]:
                 "max_hops": 2,
                 "max_steps": 4,
                 "system_prompt": "Search with <search_query>, answer with <answer>.",
+                # Questions never ask for lives_in or ceo (passages still state them), so
+                # the confusions are misreadings of the two relations asked about.
+                "relations": [
+                    "born_in",
+                    "works_for",
+                    "founded_by",
+                    "headquartered_in",
+                    "country",
+                    "mayor",
+                    "capital",
+                ],
+                "world_scale": 2,
+                "holdout": "question",
             },
             confusions={"born_in": "lives_in", "founded_by": "ceo"},
+            misconception_rate=0.6,
+            samples=8,
         ),
     ]
 
@@ -303,6 +320,7 @@ def validate(config: RunConfig) -> RunConfig:
                 family.misconception_rate is None or 0 <= family.misconception_rate <= 1,
                 "in [0, 1] or unset",
             ),
+            (f"{where}.samples", family.samples is None or family.samples >= 1, ">= 1 or unset"),
         ]
     names = [family.name for family in config.families]
     checks.append(("families", len(set(names)) == len(names), "distinct family names"))

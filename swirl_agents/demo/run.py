@@ -3,9 +3,8 @@
 For every seed and family, under ``out_dir/seed-S/FAMILY/``:
 
 1. ``warmup-data/``: imperfect expert trajectories with systematic misconceptions
-   (``misconceptions``) on other questions of the train split than stage 1's, two per
-   question: sample 0 warms the base model up, sample 1 is the "more warm-up data" of
-   the compute-matched control;
+   (``misconceptions``), two per training question: sample 0 warms the base model
+   up, sample 1 is the "more warm-up data" of the compute-matched control;
 2. ``init/`` and ``base/``: the tiny model and tokenizer, then SFT on the warm-up data
    (skipped when ``model.path`` names a model to start from);
 3. ``samples/``: k trajectories per training question from the base model (stage 1);
@@ -54,13 +53,6 @@ MODELS = ("base", "swirl", "sft", "compute-matched")
 
 TEST_SEED_OFFSET = 1000
 """Test questions are generated from ``seed + offset``; the split keeps them disjoint anyway."""
-
-_WARMUP_SEED_OFFSET = 2000
-"""The warm-up's questions come from ``seed + offset`` of the train split: other questions
-than stage 1's, as a real base model was not trained on the questions SWiRL samples. (On
-the same questions the tiny base memorised each question's warm-up choice and almost
-never sampled the right relation on SynthHop's misconception questions.)"""
-
 
 _PR_SET_PDEATHSIG = 1  # prctl option: signal this process when its parent dies
 
@@ -130,20 +122,17 @@ def run_family(
     if config.model.path:
         base_model = config.model.path
     else:
-        warm_env = make_env(
-            family, family.train_split, family.train_tasks, seed + _WARMUP_SEED_OFFSET
-        )
-        expert = expert_policy(family, warm_env, config)
+        expert = expert_policy(family, train_env, config)
         stages["warmup-data"] = stage(
             "warmup-data",
             lambda: generate(
-                warm_env, expert, warm,
+                train_env, expert, warm,
                 samples=2, seed=seed, batch_size=256, num_tasks=family.train_tasks,
             ),
         )  # fmt: skip
         stages["init"] = stage(
             "init",
-            lambda: build_tiny(config, tiny_corpus([warm_env, train_env]), folder / "init", seed),
+            lambda: build_tiny(config, tiny_corpus([train_env]), folder / "init", seed),
         )
         stages["base"] = stage(
             "base",
@@ -209,7 +198,7 @@ def sample_and_filter(
             "samples",
             lambda: generate(
                 env, model_policy(model, config.generate.temperature, config), samples,
-                samples=config.generate.samples, seed=seed,
+                samples=family.samples or config.generate.samples, seed=seed,
                 batch_size=config.generate.batch_size, num_tasks=family.train_tasks,
             ),
         ),

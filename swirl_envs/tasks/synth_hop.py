@@ -24,9 +24,12 @@ then answers, every name written after a space inside the tag (a real episode)::
 
 (the space makes a copied name tokenize as it does in the question and passages).
 
-Splits share the world but not their questions: every entity starts questions of
-one split only (``Entity.split``; every fifth entity of each type is a test one), so
-no test question asks about an entity that a train question starts from.
+Splits share the world but not their questions. By default (``holdout="start"``)
+every entity starts questions of one split only (``Entity.split``; every fifth entity
+of each type is a test one), so no test question asks about an entity that a train
+question starts from. With ``holdout="question"`` any entity starts questions of
+either split and a question (start entity and relation chain) belongs to one split,
+as in HotPotQA, whose test questions ask about entities training questions also use.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import functools
 import itertools
 import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +50,7 @@ from swirl_envs.tools.search import SearchTool, shared_index
 
 ENTITY_TYPES = ("person", "company", "city", "country")
 SPLITS = ("train", "test")
+HOLDOUTS = ("start", "question")
 TEST_EVERY = 5
 """Every fifth entity of each type (in generation order, which is random) starts only test
 questions; the others start only train questions."""
@@ -323,6 +328,7 @@ def generate_synth_hop(
     max_hops: int = 4,
     relations: Sequence[str] | None = None,
     world: World | None = None,
+    holdout: str = "start",
 ) -> list[Task]:
     """Generate ``n`` distinct multi-hop questions, deterministically from ``seed`` and ``split``.
 
@@ -333,11 +339,15 @@ def generate_synth_hop(
     Args:
         n: Number of questions.
         seed: Generation seed; train and test draw from separate streams.
-        split: ``"train"`` or ``"test"``; their start entities are disjoint.
+        split: ``"train"`` or ``"test"`` (see ``holdout``).
         min_hops: Fewest hops (searches needed).
         max_hops: Most hops.
         relations: Keys of ``RELATIONS`` that chains may use; all by default.
         world: The world to ask about; ``build_world()`` by default.
+        holdout: What the test split holds out: ``"start"`` entities (test questions
+            start from entities no train question starts from) or ``"question"``s
+            (a start entity and relation chain is in one split; every fifth, by CRC-32,
+            is a test question).
 
     Returns:
         Tasks whose ``passages`` are the chain's passages, ``supporting`` their
@@ -351,6 +361,8 @@ def generate_synth_hop(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"holdout must be one of {HOLDOUTS}, got {holdout!r}.")
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}.")
     if not 1 <= min_hops <= max_hops:
@@ -361,7 +373,9 @@ def generate_synth_hop(
     world = build_world() if world is None else world
     chains = {hops: relation_chains(hops, relations) for hops in range(min_hops, max_hops + 1)}
     starts = {
-        entity_type: [e.name for e in world.of_type(entity_type) if e.split == split]
+        entity_type: [
+            e.name for e in world.of_type(entity_type) if holdout == "question" or e.split == split
+        ]
         for entity_type in ENTITY_TYPES
     }
     rng = random.Random(f"synth_hop/{split}/{seed}")
@@ -381,6 +395,8 @@ def generate_synth_hop(
         entities = world.follow(start, chain)
         if len(set(entities)) < len(entities) or (start, chain) in asked:
             continue
+        if holdout == "question" and _question_split(start, chain) != split:
+            continue
         asked.add((start, chain))
         tasks.append(
             _make_task(world, chain, entities, f"synth_hop/{split}/{seed}/{len(tasks)}", split)
@@ -392,6 +408,12 @@ def generate_synth_hop(
             f"or build a larger world."
         )
     return tasks
+
+
+def _question_split(start: str, chain: Sequence[str]) -> str:
+    """The split of a question under ``holdout="question"``: every fifth, by CRC-32."""
+    key = "/".join((start, *chain)).encode("utf-8")
+    return "test" if zlib.crc32(key) % TEST_EVERY == TEST_EVERY - 1 else "train"
 
 
 def _make_task(
@@ -430,7 +452,7 @@ class SynthHopEnv(SwirlEnv):
     """``swirl/SynthHop-v0``: generated multi-hop questions answered with several searches.
 
     Args:
-        split: ``"train"`` or ``"test"`` (disjoint start entities, one shared world).
+        split: ``"train"`` or ``"test"`` (one shared world; see ``holdout``).
         num_tasks: Number of questions generated for this env.
         seed: Question seed (not the episode seed of ``reset``).
         min_hops: Fewest hops per question.
@@ -438,6 +460,8 @@ class SynthHopEnv(SwirlEnv):
             ``max_steps``.
         relations: Keys of ``RELATIONS`` that questions may use; all by default.
         world_seed: Seed of the world (its entities, names and passages).
+        holdout: What the test split holds out: ``"start"`` entities or ``"question"``s
+            (see ``generate_synth_hop``).
         world_scale: Multiplies every entity count of the default world (240 people,
             80 companies, 64 cities, 16 countries). A larger world has more distinct
             names, so a small model has to learn to copy names rather than memorise
@@ -460,6 +484,7 @@ class SynthHopEnv(SwirlEnv):
         relations: Sequence[str] | None = None,
         world_seed: int = 0,
         world_scale: int = 1,
+        holdout: str = "start",
         max_steps: int = 5,
         system_prompt: str | None = None,
         judge: AnswerJudge | None = None,
@@ -488,6 +513,7 @@ class SynthHopEnv(SwirlEnv):
             max_hops=max_hops,
             relations=relations,
             world=self.world,
+            holdout=holdout,
         )
         super().__init__(
             tasks,

@@ -404,3 +404,18 @@ def test_hop_world_scale_multiplies_the_world_and_keeps_the_splits():
     assert info["score"] == 1.0  # the search tool indexes the scaled world
     with pytest.raises(ValueError, match="world_scale"):
         gym.make("swirl/SynthHop-v0", num_tasks=10, world_scale=0)
+
+
+def test_hop_question_holdout_shares_start_entities_but_no_question():
+    kwargs = {"min_hops": 2, "max_hops": 2, "holdout": "question"}
+    train = generate_synth_hop(1500, split="train", **kwargs)
+    test = generate_synth_hop(300, split="test", seed=7, **kwargs)
+    assert not {t.question for t in train} & {t.question for t in test}
+    train_starts = {t.meta["entities"][0] for t in train}
+    test_starts = {t.meta["entities"][0] for t in test}
+    assert len(train_starts & test_starts) > 100  # the same entities start both splits
+    # Any seed gives questions of its split only: a train seed never makes a test question.
+    again = generate_synth_hop(300, split="train", seed=7, **kwargs)
+    assert not {t.question for t in again} & {t.question for t in test}
+    with pytest.raises(ValueError, match="holdout"):
+        generate_synth_hop(10, holdout="entity")
