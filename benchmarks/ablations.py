@@ -132,13 +132,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a `swirl demo` output folder to reuse (default: OUT/demo, run as needed)",
     )
     parser.add_argument(
-        "--families", nargs="+", help="families for the filter ablation (default: all)"
+        "--families",
+        nargs="*",
+        help="families for the filter ablation (default: all; none: `--families` alone)",
     )
     parser.add_argument(
         "--transfer",
         default="hop:math",
-        help="SOURCE:TARGET families of the transfer ablation, or 'none' (default hop:math); "
-        "it runs when both are among --families",
+        help="SOURCE:TARGET families of the transfer ablation, or 'none' (default hop:math)",
     )
     parser.add_argument(
         "--data-size",
@@ -160,19 +161,18 @@ def run(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = print
         config = load_config(args.config, config_overrides(args))
     except (ValueError, OSError) as error:  # ConfigError is a ValueError
         raise SystemExit(f"ablations: {error}") from None
-    families = _pick(config, args.families or [f.name for f in config.families])
+    names = [f.name for f in config.families] if args.families is None else args.families
+    families = _pick(config, names)
     transfer = None
     if args.transfer != "none":
         source, _, target = args.transfer.partition(":")
-        names = {family.name for family in families}
-        if {source, target} <= names and source != target:
-            transfer = _pick(config, [source, target])
-        else:
-            log(f"transfer {args.transfer}: skipped (needs both among --families)")
+        if source == target:
+            raise SystemExit(f"ablations: --transfer {args.transfer}: two different families")
+        transfer = _pick(config, [source, target])
     out = Path(config.out_dir)
     demo_run = Path(args.demo_run) if args.demo_run else out / "demo"
     for folder in (out, demo_run):
-        _check_config(folder / "config.yaml", config, families)
+        _check_config(folder / "config.yaml", config, [*families, *(transfer or [])])
     save_config(config, out / "config.yaml")
     if not (demo_run / "config.yaml").is_file():
         save_config(config, demo_run / "config.yaml")
@@ -198,6 +198,11 @@ def run(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = print
             )  # fmt: skip
         if transfer is not None:
             source, target = transfer
+            for family in transfer:  # the joint base is warmed up on the demo's warm-up data
+                if family not in families:
+                    run_family(
+                        config, family, seed, demo_run / f"seed-{seed}" / family.name, log=log
+                    )
             per_seed["transfer"] = transfer_ablation(
                 config, source, target, seed, demo_run / f"seed-{seed}",
                 out / f"seed-{seed}" / f"transfer-{source.name}-{target.name}", log,

@@ -59,7 +59,7 @@ def format_table(results: dict[str, Any]) -> str:
 def gains(results: dict[str, Any]) -> list[str]:
     """One line per family and decoding: SWiRL minus each other model, per seed (points)."""
     lines = []
-    for families in results["seeds"].values():
+    for seed, families in results["seeds"].items():
         for family, result in families.items():
             evals = result["eval"]
             if "swirl" not in evals:
@@ -69,7 +69,8 @@ def gains(results: dict[str, Any]) -> list[str]:
                     if model != "swirl":
                         delta = 100 * (report["accuracy"] - evals[model][temperature]["accuracy"])
                         lines.append(
-                            f"{family} {_decoding(temperature)} SWiRL - {model}: {delta:+.1f}"
+                            f"seed {seed}, {family} {_decoding(temperature)} "
+                            f"SWiRL - {model}: {delta:+.1f}"
                         )
     return lines
 

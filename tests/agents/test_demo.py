@@ -120,7 +120,8 @@ def test_table_shows_mean_and_spread_over_seeds():
 
 def test_gains_are_per_seed_points():
     lines = gains(fake_results())
-    assert "math greedy SWiRL - base: +40.0" in lines
+    assert "seed 0, math greedy SWiRL - base: +40.0" in lines
+    assert "seed 1, math greedy SWiRL - base: +40.0" in lines
 
 
 def test_seeds_flag_counts_seeds_and_seed_lists_them():
