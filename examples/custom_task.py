@@ -98,8 +98,8 @@ class UnitConvertEnv(SwirlEnv):
 
 gym.register("custom/UnitConvert-v0", entry_point=UnitConvertEnv)
 
-# (train questions, samples per question k, warm-up steps, SWiRL steps, test questions)
-SIZES = {"full": (None, 4, 1000, 100, None), "quick": (48, 2, 200, 8, 24)}
+# (train questions, samples per question k, warm-up steps and batch, SWiRL steps, test questions)
+SIZES = {"full": (None, 4, 400, 64, 100, None), "quick": (48, 2, 200, 8, 8, 24)}
 
 
 def main() -> None:
@@ -108,7 +108,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--out", default="runs/custom_task", help="output folder")
     args = parser.parse_args()
-    num_train, k, warmup_steps, swirl_steps, num_test = SIZES["quick" if args.quick else "full"]
+    num_train, k, warmup_steps, warmup_batch, swirl_steps, num_test = SIZES[
+        "quick" if args.quick else "full"
+    ]
     out = Path(args.out)
     torch.set_num_threads(1)  # a model this small runs fastest on one core
 
@@ -129,7 +131,8 @@ def main() -> None:
     warmup = out / "warmup.jsonl"
     expert = NoisyOraclePolicy(0.3)  # the gold path, 30% of its steps wrong
     generate(train_env, expert, warmup, samples=1, seed=0, batch_size=256, num_tasks=num_train)
-    sft = {**settings, "objective": "sft", "steps": warmup_steps, "lr": 3e-3}
+    sft = {**settings, "objective": "sft", "steps": warmup_steps, "lr": 2e-3,
+           "batch_size": warmup_batch, "micro_batch_size": min(warmup_batch, 16)}  # fmt: skip
     model = train(model, list(load_trajectories(warmup)), out / "base", sft)["model"]
 
     policy = HFPolicy.from_pretrained(
@@ -148,13 +151,16 @@ def main() -> None:
     trained = [item.to_trajectory() for item in kept.kept]
     swirl_model = train(model, trained, out / "swirl", swirl)["model"]
 
-    print(f"{'model':<8} {'test accuracy':>13}")
+    print(f"{'model':<8} {'greedy':>7} {'T=1':>7}")  # uniform noise shows when sampling
     for name, path in (("before", model), ("after", swirl_model)):
-        report = evaluate_model(
-            path, test_env, temperature=0.0, num_tasks=num_test,
-            store_path=out / f"eval-{name}.jsonl", prompt_format="text",
-        )  # fmt: skip
-        print(f"{name:<8} {report['accuracy']:>13.3f}")
+        accuracy = [
+            evaluate_model(
+                path, test_env, temperature=temperature, num_tasks=num_test,
+                store_path=out / f"eval-{name}-t{temperature:g}.jsonl", prompt_format="text",
+            )["accuracy"]
+            for temperature in (0.0, 1.0)
+        ]  # fmt: skip
+        print(f"{name:<8} {accuracy[0]:>7.3f} {accuracy[1]:>7.3f}")
 
 
 if __name__ == "__main__":

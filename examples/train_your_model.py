@@ -10,12 +10,14 @@ The loop is the paper's, on SynthMath word problems (no download):
 2. the programmatic process judge marks every step GOOD or BAD;
 3. the process filter keeps the trajectories whose steps are all GOOD;
 4. stage 2: offline step-wise RL on them (each action weighted by its judge score);
-5. greedy accuracy on the test questions, before and after.
+5. test accuracy, greedy and sampled at T = 1, before and after.
 
 A randomly initialised ``--tiny`` model writes no valid step, so SWiRL would have
 nothing to keep: it is first warmed up by supervised fine-tuning on an imperfect
 expert (the gold path with 30% of its steps wrong), which stands in for the
-pretrained model you would bring. Every stage writes under ``--out`` and a rerun
+pretrained model you would bring. Uniform noise like this hardly shows under greedy
+decoding (the right step stays the most likely one) but does when sampling, so both
+are reported. Every stage writes under ``--out`` and a rerun
 resumes where a killed one stopped.
 """
 
@@ -39,8 +41,8 @@ from swirl_agents.tiny import build_tiny_model, tiny_corpus
 
 gym.register_envs(swirl_envs)
 
-# (train questions, samples per question k, warm-up steps, SWiRL steps, test questions)
-SIZES = {"full": (500, 4, 1000, 150, 200), "quick": (48, 2, 200, 8, 24)}
+# (train questions, samples per question k, warm-up steps and batch, SWiRL steps, test questions)
+SIZES = {"full": (500, 4, 400, 64, 150, 200), "quick": (48, 2, 200, 8, 8, 24)}
 
 
 def main() -> None:
@@ -54,7 +56,9 @@ def main() -> None:
     args = parser.parse_args()
     if bool(args.model) == args.tiny:
         parser.error("give exactly one of --model PATH and --tiny")
-    num_train, k, warmup_steps, swirl_steps, num_test = SIZES["quick" if args.quick else "full"]
+    num_train, k, warmup_steps, warmup_batch, swirl_steps, num_test = SIZES[
+        "quick" if args.quick else "full"
+    ]
     out = Path(args.out)
     env_kwargs = {"min_ops": 2, "max_ops": 3, "max_steps": 5}
     if args.tiny:
@@ -71,7 +75,8 @@ def main() -> None:
         model = str(build_tiny_model(out / "tiny", tiny_corpus([train_env])))
         warmup = out / "warmup.jsonl"
         generate(train_env, NoisyOraclePolicy(0.3), warmup, samples=1, seed=0, batch_size=256)
-        sft = {**settings, "objective": "sft", "steps": warmup_steps, "lr": 3e-3}
+        sft = {**settings, "objective": "sft", "steps": warmup_steps, "lr": 2e-3,
+               "batch_size": warmup_batch, "micro_batch_size": min(warmup_batch, 16)}  # fmt: skip
         model = train(model, list(load_trajectories(warmup)), out / "base", sft)["model"]
 
     # Stage 1: k samples per training question at temperature 1.
@@ -95,14 +100,17 @@ def main() -> None:
     trained = [item.to_trajectory() for item in kept.kept]
     swirl_model = train(model, trained, out / "swirl", swirl)["model"]
 
-    # Greedy accuracy on the test questions, before and after.
-    print(f"{'model':<8} {'test accuracy':>13}")
+    # Test accuracy before and after, greedy and sampled at temperature 1.
+    print(f"{'model':<8} {'greedy':>7} {'T=1':>7}")
     for name, path in (("before", model), ("after", swirl_model)):
-        report = evaluate_model(
-            path, test_env, temperature=0.0, store_path=out / f"eval-{name}.jsonl",
-            device=args.device, prompt_format="text",
-        )  # fmt: skip
-        print(f"{name:<8} {report['accuracy']:>13.3f}")
+        accuracy = [
+            evaluate_model(
+                path, test_env, temperature=temperature, device=args.device,
+                store_path=out / f"eval-{name}-t{temperature:g}.jsonl", prompt_format="text",
+            )["accuracy"]
+            for temperature in (0.0, 1.0)
+        ]  # fmt: skip
+        print(f"{name:<8} {accuracy[0]:>7.3f} {accuracy[1]:>7.3f}")
 
 
 if __name__ == "__main__":

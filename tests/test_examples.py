@@ -83,8 +83,8 @@ def check_swirl_run(output: str, out: Path) -> None:
     """Samples were kept by the process filter, both models were trained and evaluated."""
     kept = re.search(r"filter process: kept (\d+)/(\d+) trajectories", output)
     assert kept and 0 < int(kept.group(1)) <= int(kept.group(2))
-    table = re.findall(r"^(before|after)\s+(\d\.\d{3})$", output, re.M)
-    assert [name for name, _ in table] == ["before", "after"]
+    table = re.findall(r"^(before|after)\s+(\d\.\d{3})\s+(\d\.\d{3})$", output, re.M)
+    assert [name for name, *_ in table] == ["before", "after"]
     for name in ("base", "swirl"):
         assert (out / name / "final" / "config.json").is_file()
         assert (out / name / "metrics.jsonl").read_text().count("\n") >= 1
