@@ -62,6 +62,7 @@ from swirl_agents.pipeline import (
     write_json,
     write_trajectories,
 )
+from swirl_agents.report import decoding_label, mean_and_range
 
 T = TypeVar("T")
 
@@ -444,16 +445,6 @@ def _per_seed(results: dict[str, Any], *keys: str) -> list[Any]:
     return values
 
 
-def _stat(values: list[float], scale: float = 100) -> str:
-    """Mean over seeds, with the min-max range when there are several."""
-    if not values:
-        return "-"
-    mean = scale * statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:.1f}"
-    return f"{mean:.1f} [{scale * min(values):.1f}, {scale * max(values):.1f}]"
-
-
 def _families(results: dict[str, Any]) -> list[str]:
     """The ablated families, in the order they ran."""
     names = [name for per_seed in results["seeds"].values() for name in per_seed]
@@ -468,17 +459,13 @@ def _count(values: list[int]) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
-def _decoding(temperature: str) -> str:
-    return "greedy" if float(temperature) == 0 else f"T={float(temperature):g}"
-
-
 def format_tables(results: dict[str, Any]) -> str:
     """Markdown: one table per family (filters and SFT), one for transfer, and the checks."""
     temperatures = [f"{t:g}" for t in results["config"]["eval"]["temperatures"]]
     families = _families(results)
     lines = [
         "Cells: test accuracy % overall / on misconception problems"
-        + (" (mean over seeds, [min, max])" if len(results["seeds"]) > 1 else "")
+        + (" (mean over seeds, [min-max])" if len(results["seeds"]) > 1 else "")
         + "."
     ]
     for family in families:
@@ -488,7 +475,7 @@ def format_tables(results: dict[str, Any]) -> str:
         if skipped:
             lines += [f"Skipped: {reason}" for reason in skipped] + [""]
         header = ["variant", "trajectories"]
-        header += [f"{_decoding(t)} all / misc." for t in temperatures] + ["paper"]
+        header += [f"{decoding_label(t)} all / misc." for t in temperatures] + ["paper"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for variant in ("base", "demo-swirl", *VARIANTS):
             row = [LABELS[variant], _count(sizes) if variant in VARIANTS else "-"]
@@ -498,8 +485,8 @@ def format_tables(results: dict[str, Any]) -> str:
                     row.append("-")
                     continue
                 row.append(
-                    f"{_stat([r['accuracy'] for r in accuracy])} / "
-                    f"{_stat([r['in_group'] for r in accuracy])}"
+                    f"{mean_and_range([r['accuracy'] for r in accuracy], digits=1)} / "
+                    f"{mean_and_range([r['in_group'] for r in accuracy], digits=1)}"
                 )
             if row[2:] == ["-"] * len(temperatures):
                 continue
@@ -512,7 +499,7 @@ def format_tables(results: dict[str, Any]) -> str:
         trained = f"swirl-{source}"
         lines += ["", f"### transfer: SWiRL on {source} only, evaluated on {target}", ""]
         header = ["model"] + [
-            f"{family} {_decoding(t)}" for family in (target, source) for t in temperatures
+            f"{family} {decoding_label(t)}" for family in (target, source) for t in temperatures
         ]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for model, label in (("base", "joint base"), (trained, f"SWiRL on {source} only")):
@@ -521,8 +508,8 @@ def format_tables(results: dict[str, Any]) -> str:
                 for t in temperatures:
                     reports = [r["eval"][family][model][t] for r in transfer]
                     row.append(
-                        f"{_stat([r['accuracy'] for r in reports])} / "
-                        f"{_stat([r['in_group'] for r in reports])}"
+                        f"{mean_and_range([r['accuracy'] for r in reports], digits=1)} / "
+                        f"{mean_and_range([r['in_group'] for r in reports], digits=1)}"
                     )
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
@@ -531,7 +518,7 @@ def format_tables(results: dict[str, Any]) -> str:
             gains = [r["relative_gain_percent"][t] for r in transfer]
             measured = ", ".join("n/a (base 0)" if g is None else f"{g:+.1f}%" for g in gains)
             lines.append(
-                f"- {target} {_decoding(t)}: relative change {measured} (paper, HotPotQA -> "
+                f"- {target} {decoding_label(t)}: relative change {measured} (paper, HotPotQA -> "
                 f"GSM8K: +{PAPER_TRANSFER_GAIN}%); {source} trajectories kept: {kept}"
             )
     return "\n".join(lines)
@@ -558,7 +545,7 @@ def _checks(results: dict[str, Any], family: str, temperatures: list[str]) -> li
                 for mode in SFT_FILTERS
             )
             lines.append(
-                f"- seed {seed}, {_decoding(t)}: best filter {' = '.join(winners)} "
+                f"- seed {seed}, {decoding_label(t)}: best filter {' = '.join(winners)} "
                 f"({100 * best:.1f}); below no filter: {', '.join(outcome_below) or 'neither'} "
                 f"of outcome, process+outcome; {versus_sft}"
             )
@@ -612,7 +599,7 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
         for number, t in enumerate(temperatures):
             means = [100 * statistics.fmean(v[number]) if v[number] else 0.0 for _, v in bars]
             positions = [i + number * width for i in range(len(bars))]
-            axis.bar(positions, means, width, label=_decoding(t))
+            axis.bar(positions, means, width, label=decoding_label(t))
         axis.set_xticks([i + 0.4 - width / 2 for i in range(len(bars))])
         axis.set_xticklabels([label for label, _ in bars], rotation=35, ha="right", fontsize=7)
         axis.set_title(title)

@@ -43,14 +43,16 @@ def format_table(results: dict[str, Any]) -> str:
     table = cells(results)
     models = _ordered(key[0] for key in table)
     columns = sorted({(key[1], key[2]) for key in table}, key=lambda c: (c[0], float(c[1])))
-    header = ["model"] + [f"{family} {_decoding(t)} all / misc." for family, t in columns]
+    header = ["model"] + [f"{family} {decoding_label(t)} all / misc." for family, t in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model in models:
         row = [_LABELS.get(model, model)]
         for family, temperature in columns:
             cell = table.get((model, family, temperature))
             row.append(
-                "-" if cell is None else f"{_stat(cell['accuracy'])} / {_stat(cell['in_group'])}"
+                "-"
+                if cell is None
+                else f"{mean_and_range(cell['accuracy'])} / {mean_and_range(cell['in_group'])}"
             )
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -69,7 +71,7 @@ def gains(results: dict[str, Any]) -> list[str]:
                     if model != "swirl":
                         delta = 100 * (report["accuracy"] - evals[model][temperature]["accuracy"])
                         lines.append(
-                            f"seed {seed}, {family} {_decoding(temperature)} "
+                            f"seed {seed}, {family} {decoding_label(temperature)} "
                             f"SWiRL - {model}: {delta:+.1f}"
                         )
     return lines
@@ -147,7 +149,7 @@ def _accuracy_plot(results: dict[str, Any], path: Path) -> Path | None:
         positions = [i + number * width for i in range(len(columns))]
         axis.bar(positions, means, width, yerr=errors, label=_LABELS.get(model, model))
     axis.set_xticks([i + 0.4 - width / 2 for i in range(len(columns))])
-    axis.set_xticklabels([f"{family}\n{_decoding(t)}" for family, t in columns])
+    axis.set_xticklabels([f"{family}\n{decoding_label(t)}" for family, t in columns])
     axis.set_ylabel("test accuracy %")
     axis.set_ylim(0, 100)
     axis.legend(fontsize=8)
@@ -201,14 +203,16 @@ def _ordered(models) -> list[str]:
     return sorted(set(models), key=lambda m: order.index(m) if m in order else len(order))
 
 
-def _decoding(temperature: str) -> str:
+def decoding_label(temperature: str) -> str:
+    """``"greedy"`` for temperature 0, else ``"T=1"`` and the like."""
     return "greedy" if float(temperature) == 0 else f"T={float(temperature):g}"
 
 
-def _stat(values: list[float]) -> str:
+def mean_and_range(values: list[float], digits: int = 0) -> str:
+    """Accuracies over seeds in %: the mean, and the min-max range (``digits`` decimals)."""
     if not values:
         return "-"
     mean = 100 * statistics.fmean(values)
     if len(values) == 1:
         return f"{mean:.1f}"
-    return f"{mean:.1f} [{100 * min(values):.0f}-{100 * max(values):.0f}]"
+    return f"{mean:.1f} [{100 * min(values):.{digits}f}-{100 * max(values):.{digits}f}]"
