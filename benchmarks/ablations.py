@@ -238,19 +238,15 @@ def _check_config(path: Path, config: RunConfig, families: Sequence[FamilyConfig
     keys = [key for key in ours if key not in UNCOMPARED and ours[key] != theirs[key]]
     their_families = {family["name"]: family for family in theirs["families"]}
     keys += [
-        f"families[{family.name}]"
-        for family in families
-        if family.name in their_families and their_families[family.name] != _as_dict(family)
+        f"families[{family['name']}]"
+        for family in map(dataclasses.asdict, families)
+        if their_families.get(family["name"], family) != family
     ]
     if keys:
         raise SystemExit(
             f"ablations: {path} was made with other settings ({', '.join(keys)}); "
             "pass the same --config/--set, or another --out/--demo-run"
         )
-
-
-def _as_dict(family: FamilyConfig) -> dict[str, Any]:
-    return dataclasses.asdict(family)
 
 
 # ---- ablations 1 and 2: filters at a fixed data size, SWiRL vs SFT --------------------------
