@@ -51,6 +51,9 @@ from swirl_envs.tools.search import SearchTool, shared_index
 ENTITY_TYPES = ("person", "company", "city", "country")
 SPLITS = ("train", "test")
 HOLDOUTS = ("start", "question")
+WORLD_SIZES = {"num_people": 240, "num_companies": 80, "num_cities": 64, "num_countries": 16}
+"""Entity counts of the default world (``build_world``); ``world_scale`` multiplies them."""
+
 TEST_EVERY = 5
 """Every fifth entity of each type (in generation order, which is random) starts only test
 questions; the others start only train questions."""
@@ -189,10 +192,10 @@ class World:
 def build_world(
     seed: int = 0,
     *,
-    num_people: int = 240,
-    num_companies: int = 80,
-    num_cities: int = 64,
-    num_countries: int = 16,
+    num_people: int = WORLD_SIZES["num_people"],
+    num_companies: int = WORLD_SIZES["num_companies"],
+    num_cities: int = WORLD_SIZES["num_cities"],
+    num_countries: int = WORLD_SIZES["num_countries"],
 ) -> World:
     """Generate a world deterministically from ``seed`` (cached: one build per process).
 
@@ -498,13 +501,8 @@ class SynthHopEnv(SwirlEnv):
             )
         if world_scale < 1:
             raise ValueError(f"world_scale must be a positive integer, got {world_scale}.")
-        self.world = build_world(
-            world_seed,
-            num_people=240 * world_scale,
-            num_companies=80 * world_scale,
-            num_cities=64 * world_scale,
-            num_countries=16 * world_scale,
-        )
+        sizes = {name: count * world_scale for name, count in WORLD_SIZES.items()}
+        self.world = build_world(world_seed, **sizes)
         tasks = generate_synth_hop(
             num_tasks,
             seed=seed,
