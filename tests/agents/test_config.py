@@ -47,11 +47,19 @@ def test_unknown_key_inside_a_list_item(tmp_path):
         ({"seeds": 3}, "seeds"),
         ({"eval": {"temperatures": [0, "hot"]}}, r"eval\.temperatures\[1\]"),
         ({"threads": True}, "threads"),
+        ({"families": [{"name": "m", "env_id": "x", "samples": "8"}]}, r"families\[0\]\.samples"),
     ],
 )
 def test_wrong_type_names_the_key(tmp_path, data, key):
     with pytest.raises(ConfigError, match=key):
         load_config(write(tmp_path, data))
+
+
+def test_optional_family_settings_take_none_or_their_type():
+    config = load_config(None, ["families.1.misconception_rate=null", "families.1.samples=6"])
+    assert config.families[1].misconception_rate is None and config.families[1].samples == 6
+    with pytest.raises(ConfigError, match=r"families\[1\]\.misconception_rate"):
+        load_config(None, ["families.1.misconception_rate=1.5"])
 
 
 @pytest.mark.parametrize(
