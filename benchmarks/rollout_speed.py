@@ -63,6 +63,8 @@ class Args:
     """Batch sizes compared; the first is the baseline of the speed-up column."""
     model: str | None = None
     """A model directory to use instead of a freshly built tiny model."""
+    tiny_kwargs: dict = field(default_factory=dict)
+    """Shape of the tiny model built without ``--model`` (``build_tiny_model`` settings)."""
     warmup_steps: int = 300
     """SFT steps on oracle trajectories before measuring (tiny model only; 0 for random weights)."""
     save_model: str | None = None
@@ -85,7 +87,9 @@ def prepare_model(args: Args, env: gym.Env, workdir: Path) -> str:
     """The model directory to measure: ``args.model``, or a tiny model (optionally warmed up)."""
     if args.model:
         return args.model
-    path = build_tiny_model(workdir / "tiny", tiny_corpus([env]), seed=args.seed)
+    path = build_tiny_model(
+        workdir / "tiny", tiny_corpus([env]), seed=args.seed, **args.tiny_kwargs
+    )
     if args.warmup_steps <= 0:
         return str(path)
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -53,6 +53,7 @@ def build_tiny_model(
     hidden_size: int = 128,
     num_layers: int = 2,
     num_heads: int = 4,
+    num_kv_heads: int | None = None,
     intermediate_size: int = 384,
     max_positions: int = 2048,
     seed: int = 0,
@@ -70,6 +71,8 @@ def build_tiny_model(
         hidden_size: Model width.
         num_layers: Transformer blocks.
         num_heads: Attention heads (``hidden_size`` must divide by it).
+        num_kv_heads: Key/value heads (grouped-query attention, as in Llama 3, Qwen2 and
+            Gemma); ``num_heads`` must divide by it. Defaults to ``num_heads``.
         intermediate_size: MLP width.
         max_positions: Longest sequence the model is configured for.
         seed: Seeds the weight initialisation (the tokenizer is deterministic in the text).
@@ -82,6 +85,9 @@ def build_tiny_model(
 
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}.")
+    num_kv_heads = num_kv_heads or num_heads
+    if num_heads % num_kv_heads:
+        raise ValueError(f"num_heads {num_heads} is not divisible by num_kv_heads {num_kv_heads}.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tiny_tokenizer(texts, vocab_size=vocab_size)
@@ -91,6 +97,7 @@ def build_tiny_model(
         hidden_size=hidden_size,
         num_layers=num_layers,
         num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
         intermediate_size=intermediate_size,
         max_positions=max_positions,
         bos_token_id=tokenizer.bos_token_id,
@@ -209,7 +216,9 @@ def _passage_texts(task: Task) -> Iterator[str]:
         yield f"{passage.title}: {passage.text}"
 
 
-def _model_config(arch: Arch, *, num_layers: int, num_heads: int, max_positions: int, **kwargs):
+def _model_config(
+    arch: Arch, *, num_layers: int, num_heads: int, num_kv_heads: int, max_positions: int, **kwargs
+):
     from transformers import LlamaConfig, Qwen2Config
 
     classes = {"llama": LlamaConfig, "qwen2": Qwen2Config}
@@ -218,7 +227,7 @@ def _model_config(arch: Arch, *, num_layers: int, num_heads: int, max_positions:
     return classes[arch](
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
-        num_key_value_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
         max_position_embeddings=max_positions,
         tie_word_embeddings=True,
         **kwargs,

@@ -22,7 +22,9 @@ to its own position. Rows are left-padded to the longest new part; padding write
 past the row's end, where nothing attends to it and the next tokens overwrite it. A
 pass costs its row count times its longest new part, so rows whose new part is far
 longer than the batch's typical one (a new episode's question among rows that only
-add a tool result) are computed ahead, on their own.
+add a tool result) are computed ahead, on their own. On CPU, decoding steps read the
+shared prefix once for all rows, not once per row (``slot_attention``), on models that
+use ``sdpa``.
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import Cache, CacheLayerMixin, DynamicLayer
 
+from swirl_agents.policies.slot_attention import SLOT_ATTENTION, SharedPrefix, use_slot_attention
+
 MIN_SHARED_PREFIX = 16
 """Shortest common prefix of new episodes' prompts worth computing once for the batch."""
 
 CAPACITY_STEP = 256
 """Slot length is allocated in multiples of this many tokens (growing copies every slot)."""
 
-MASKS_SUPPORTED = ("sdpa", "eager")
+MASKS_SUPPORTED = ("sdpa", SLOT_ATTENTION, "eager")
 """Attention implementations given a custom 4D mask: boolean for sdpa, additive for eager."""
 
 
@@ -61,9 +65,18 @@ class ModelCall:
         self.options = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
 
     def __call__(
-        self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Cache
+        self,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Cache,
+        **attention: object,
     ) -> torch.Tensor:
-        """Logits ``(rows, vocab)`` after ``input_ids``; ``mask``: 2D (cache and tokens) or 4D."""
+        """Logits ``(rows, vocab)`` after ``input_ids``; ``mask``: 2D (cache and tokens) or 4D.
+
+        ``attention`` goes to the model's attention function (``slot_attention``'s
+        ``shared_prefix``).
+        """
         output = self.model(
             input_ids=input_ids,
             attention_mask=mask,
@@ -71,6 +84,7 @@ class ModelCall:
             use_cache=True,
             **{self.cache_argument: cache},
             **self.options,
+            **attention,
         )
         return output.logits[:, -1]
 
@@ -328,6 +342,11 @@ class EpisodeKVCache:
         self._reserve = 0
         self._weights_version = _weights_version(self.model)
         self._eager = self.model.config._attn_implementation == "eager"
+        # On CPU a decoding step is bound by reading keys and values from memory, so
+        # reading the shared prefix once pays; on GPU sdpa's fused kernel is kept.
+        self._cascade = self.model.device.type == "cpu" and use_slot_attention(self.model)
+        self._shared = 0
+        """During a call: how many leading positions every row shares with ``prefix``."""
 
     def clear(self) -> None:
         """Forget every episode and the shared prefix."""
@@ -362,8 +381,10 @@ class EpisodeKVCache:
         ]
         for slot, count in zip(slots, counts, strict=True):
             del self.tokens[slot][count:]
+        self._shared = 0
         self._share_prefix(rows, slots, counts)
         self._catch_up(rows, slots, counts)
+        self._shared = self._prefix_length(slots)
         return self.run(range(len(rows)), [rows[index][counts[index] :] for index in self.rows])
 
     def advance(self, tokens: Sequence[int], keep: Sequence[bool]) -> torch.Tensor:
@@ -404,7 +425,27 @@ class EpisodeKVCache:
         allowed = visible(positions_t, cache.width)
         for slot, tokens in zip(slots, new, strict=True):
             self.tokens[slot].extend(tokens)
-        return self.call(torch.tensor(ids, device=device), self._mask(allowed), positions_t, cache)
+        attention = {}
+        if self._shared:
+            prefix = self.prefix
+            attention["shared_prefix"] = SharedPrefix(prefix.keys, prefix.values, self._shared)
+        input_ids = torch.tensor(ids, device=device)
+        return self.call(input_ids, self._mask(allowed), positions_t, cache, **attention)
+
+    def _prefix_length(self, slots: Sequence[int]) -> int:
+        """Leading tokens all ``slots`` share with ``prefix``; 0 below ``MIN_SHARED_PREFIX``.
+
+        Decoding reads those positions once for all rows, from ``prefix`` (``slot_attention``).
+        """
+        if not self._cascade or self.prefix is None:
+            return 0
+        saved = self.prefix.tokens
+        length = len(saved)
+        for slot in slots:
+            tokens = self.tokens[slot]
+            if tokens[:length] != saved[:length]:
+                length = common_length(saved[:length], tokens)
+        return length if length >= MIN_SHARED_PREFIX else 0
 
     def _mask(self, allowed: torch.Tensor) -> torch.Tensor:
         if not self._eager:

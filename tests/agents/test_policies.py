@@ -189,6 +189,22 @@ def tiny_path(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny"), texts, vocab_size=400, seed=1)
 
 
+@pytest.fixture(scope="module")
+def gqa_path(tmp_path_factory):
+    """The tiny model with grouped-query attention: 4 query heads share 2 key/value heads."""
+    from swirl_agents.tiny import build_tiny_model, tiny_corpus
+
+    texts = list(tiny_corpus([MATH, HOP])) * 3
+    directory = tmp_path_factory.mktemp("gqa")
+    return build_tiny_model(directory, texts, vocab_size=400, seed=1, num_kv_heads=2)
+
+
+@pytest.fixture(params=["tiny_path", "gqa_path"])
+def model_path(request):
+    """Each test that takes it runs on the tiny model and on its grouped-query twin."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     # A tiny model on a shared CPU runs far faster on one thread than on contended ones.
@@ -226,10 +242,10 @@ def varied_observations(count: int = 6) -> list[Observation]:
 
 @pytest.mark.parametrize("reuse_kv", [True, False])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_hf_batched_generation_equals_one_by_one(tiny_path, temperature, reuse_kv, monkeypatch):
+def test_hf_batched_generation_equals_one_by_one(model_path, temperature, reuse_kv, monkeypatch):
     from swirl_agents.policies.kv_cache import MIN_SHARED_PREFIX, shared_prefix_length
 
-    policy = hf_policy(tiny_path, reuse_kv, temperature=temperature, stop=("</never>",))
+    policy = hf_policy(model_path, reuse_kv, temperature=temperature, stop=("</never>",))
     observations = varied_observations()
     assert (policy.kv_cache is not None) == reuse_kv
     assert shared_prefix_length(policy._tokenize(observations)) >= MIN_SHARED_PREFIX
@@ -288,9 +304,9 @@ def test_rows_are_left_padded_and_a_query_sees_its_row_up_to_itself():
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_hf_reused_keys_and_values_give_the_actions_of_a_recomputation(tiny_path, temperature):
-    reusing = hf_policy(tiny_path, True, temperature=temperature, max_new_tokens=8)
-    recomputing = hf_policy(tiny_path, False, temperature=temperature, max_new_tokens=8)
+def test_hf_reused_keys_and_values_give_the_actions_of_a_recomputation(model_path, temperature):
+    reusing = hf_policy(model_path, True, temperature=temperature, max_new_tokens=8)
+    recomputing = hf_policy(model_path, False, temperature=temperature, max_new_tokens=8)
     observations = varied_observations(4)
     for round_ in range(3):
         actions = reusing.act(observations)
@@ -347,6 +363,84 @@ def test_hf_new_episode_among_live_ones_reuses_the_shared_prefix_and_runs_ahead(
     (ahead_rows, ahead), (batch_rows, first_pass) = computed[:2]
     assert ahead_rows == 1 and batch_rows == len(observations)
     assert first_pass < unseen // 2 and ahead + first_pass == unseen
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
+def test_slot_attention_reads_the_shared_prefix_once_and_equals_sdpa(dtype, tolerance):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from swirl_agents.policies.kv_cache import visible
+    from swirl_agents.policies.slot_attention import SharedPrefix, slot_attention
+
+    generator = torch.Generator().manual_seed(0)
+
+    def draw(*shape):
+        return torch.randn(*shape, generator=generator).to(dtype)
+
+    rows, heads, kv_heads, dim, width, shared = 5, 4, 2, 8, 30, 12
+    module = torch.nn.Module()
+    module.layer_idx, module.num_key_value_groups = 1, heads // kv_heads
+    # The saved prefix is longer than what these rows share; each slot holds a copy.
+    prefix = [draw(kv_heads, 16, dim) for _ in range(4)]  # keys and values of layers 0 and 1
+    keys, values = draw(rows, kv_heads, width, dim), draw(rows, kv_heads, width, dim)
+    keys[:, :, :shared], values[:, :, :shared] = prefix[1][:, :shared], prefix[3][:, :shared]
+    # Each row's new token sits at its own position; columns past it are other rows' room.
+    mask = visible(torch.tensor([[29], [20], [12], [25], [17]]), width)
+    query = draw(rows, heads, 1, dim)
+    expected, _ = sdpa_attention_forward(module, query, keys, values, mask, scaling=0.3)
+    plan = SharedPrefix(keys=prefix[:2], values=prefix[2:], length=shared)
+    output, _ = slot_attention(module, query, keys, values, mask, scaling=0.3, shared_prefix=plan)
+    assert output.shape == expected.shape == (rows, 1, heads, dim)
+    assert torch.allclose(output.float(), expected.float(), atol=tolerance)
+    # The prefix is read from the plan, not from the slots.
+    keys[:, :, :shared] = 0
+    again, _ = slot_attention(module, query, keys, values, mask, scaling=0.3, shared_prefix=plan)
+    assert torch.equal(again, output)
+    # A prompt pass (several queries per row) is plain sdpa.
+    queries = draw(rows, heads, 3, dim)
+    wide = visible(torch.tensor([[27, 28, 29]] * rows), width)
+    prompt, _ = slot_attention(module, queries, keys, values, wide, shared_prefix=plan)
+    assert torch.equal(prompt, sdpa_attention_forward(module, queries, keys, values, wide)[0])
+
+
+def test_hf_policy_switches_its_model_to_slot_attention_without_changing_other_uses(tiny_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from swirl_agents.policies.hf import HFPolicy
+    from swirl_agents.policies.slot_attention import SLOT_ATTENTION
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_path)
+    ids = torch.tensor([[2, 2, 40, 41, 42], [50, 51, 52, 53, 54]])
+    mask = (ids != 2).long()
+    before = model(input_ids=ids, attention_mask=mask).logits
+    HFPolicy(model, AutoTokenizer.from_pretrained(tiny_path), prompt_format="text")
+    assert model.config._attn_implementation == SLOT_ATTENTION
+    after = model(input_ids=ids, attention_mask=mask).logits  # training and generate() path
+    assert torch.equal(before, after)
+
+
+def test_hf_decoding_reads_the_prefix_new_episodes_share_once(model_path, monkeypatch):
+    from transformers import AttentionInterface
+
+    from swirl_agents.policies.kv_cache import MIN_SHARED_PREFIX
+    from swirl_agents.policies.slot_attention import SLOT_ATTENTION, slot_attention
+
+    reusing = hf_policy(model_path, True, temperature=1.0, max_new_tokens=6)
+    recomputing = hf_policy(model_path, False, temperature=1.0, max_new_tokens=6)
+    shared = []
+
+    def spy(module, query, *args, shared_prefix=None, **kwargs):
+        if query.shape[2] == 1 and shared_prefix is not None:
+            shared.append((query.shape[0], shared_prefix.length))
+        return slot_attention(module, query, *args, shared_prefix=shared_prefix, **kwargs)
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, SLOT_ATTENTION, spy)
+    system = "You solve problems step by step with a calculator. " * 2
+    observations = [observe(MATH, 0, 400 + i, system + f"Task {i}: add {i}.") for i in range(3)]
+    assert reusing.act(observations) == recomputing.act(observations)
+    prefix = len(reusing.kv_cache.prefix)
+    assert shared and all(length >= MIN_SHARED_PREFIX for _, length in shared)
+    assert max(length for _, length in shared) == prefix and max(rows for rows, _ in shared) == 3
 
 
 def test_hf_forgets_reused_values_when_the_weights_change(tiny_path):

@@ -97,13 +97,14 @@ def test_same_seed_gives_same_weights_and_other_seed_differs(tmp_path, tiny_dir)
     assert (first / "tokenizer.json").read_text() == (second / "tokenizer.json").read_text()
 
 
-def test_qwen2_architecture_builds_and_generates(tmp_path):
+def test_qwen2_architecture_with_grouped_query_attention_builds_and_generates(tmp_path):
     path = build_tiny_model(
-        tmp_path, tiny_corpus(TASKS), vocab_size=300, hidden_size=32, arch="qwen2"
+        tmp_path, tiny_corpus(TASKS), vocab_size=300, hidden_size=32, num_kv_heads=2, arch="qwen2"
     )
     model = transformers.AutoModelForCausalLM.from_pretrained(path)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     assert model.config.model_type == "qwen2"
+    assert (model.config.num_attention_heads, model.config.num_key_value_heads) == (4, 2)
     inputs = tokenizer(["Where was"], return_tensors="pt")
     output = model.generate(**inputs, max_new_tokens=3, do_sample=False)
     assert output.shape == (1, inputs.input_ids.shape[1] + 3)
@@ -114,6 +115,8 @@ def test_bad_settings_raise_clear_errors(tmp_path):
         build_tiny_model(tmp_path, ["some text"], arch="gpt9")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="divisible"):
         build_tiny_model(tmp_path, ["some text"], hidden_size=30, num_heads=4)
+    with pytest.raises(ValueError, match="num_kv_heads 3"):
+        build_tiny_model(tmp_path, ["some text"], hidden_size=32, num_heads=4, num_kv_heads=3)
 
 
 def test_corpus_from_env_is_the_gold_transcripts_and_passages():
