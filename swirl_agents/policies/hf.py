@@ -66,7 +66,9 @@ class HFPolicy:
         reuse_kv: Keep each episode's keys and values between calls and compute the
             system prompt new episodes share once, so a round only runs the tokens it has not
             seen (see ``kv_cache``). Used where the model's cache is plain full
-            attention; costs the memory of the live episodes' caches between calls.
+            attention; costs the memory of the live episodes' caches between calls. A
+            CPU model on ``sdpa`` is switched to ``slot_attention`` (the same outside
+            the policy's decoding), which reads the shared prefix once per step.
         name: Shown in stored trajectories; defaults to the model's path.
     """
 

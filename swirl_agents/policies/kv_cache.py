@@ -6,8 +6,9 @@ with the same system prompt. ``EpisodeKVCache`` keeps every live episode in its 
 row (a slot) of one key/value tensor per layer, from one call to the next: the slot
 holds the episode's tokens from position 0, so a call only writes the tokens the
 slot lacks (the tool result and the next action) after them, in place. Nothing is
-copied in or out between calls. A new episode takes a free slot and gets the prefix
-new episodes share (the system prompt) copied in, computed once.
+copied in or out between calls. A new episode takes a free slot and reuses what it
+shares with the ended episode still in it, or gets the prefix new episodes share (the
+system prompt) copied in, computed once.
 
 Reuse is exact in tokens: only the longest common token prefix of a prompt with the
 slot's tokens is reused (a token that merges differently at the old boundary is
@@ -473,8 +474,8 @@ class EpisodeKVCache:
                 self.cache.copy(slot, target, len(self.tokens[slot]))
                 self.tokens[target] = self.tokens[slot]
                 self.slot_of[key] = target
-        for slot in free:
-            self.tokens[slot] = []
+        # A free slot keeps its ended episode's tokens: a new episode reuses what it
+        # shares with them (the system prompt, or more for another sample of a question).
         seen = set()
         for index, key in enumerate(keys):
             if key in seen:

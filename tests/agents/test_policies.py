@@ -443,6 +443,32 @@ def test_hf_decoding_reads_the_prefix_new_episodes_share_once(model_path, monkey
     assert max(length for _, length in shared) == prefix and max(rows for rows, _ in shared) == 3
 
 
+def test_hf_new_episode_reuses_what_it_shares_with_the_ended_episode_in_its_slot(tiny_path):
+    reusing = hf_policy(tiny_path, True, temperature=1.0, max_new_tokens=6)
+    recomputing = hf_policy(tiny_path, False, temperature=1.0, max_new_tokens=6)
+    system = "You solve problems step by step with a calculator. " * 2
+    first = observe(MATH, 0, 500, system + "Task 1: add 1 and 3.")
+    action = reusing.act([first])[0]
+    assert action == recomputing.act([first])[0]
+    second = observe(MATH, 1, 500, first.text + action + " -> 4\n")
+    assert reusing.act([second]) == recomputing.act([second])
+    # One episode at a time: the next one takes the ended episode's slot and only runs
+    # what follows the prompt they share.
+    computed = []
+    forward = reusing.model.forward
+
+    def counting(input_ids, **kwargs):
+        computed.append(input_ids.shape[1])
+        return forward(input_ids=input_ids, **kwargs)
+
+    reusing.model.forward = counting
+    third = observe(MATH, 0, 501, system + "Task 2: add 2 and 5.")
+    assert reusing.act([third]) == recomputing.act([third])
+    prompt = reusing._tokenize([third])[0]
+    shared = reusing._tokenize([observe(MATH, text=system)])[0]
+    assert computed[0] <= len(prompt) - len(shared) + 2
+
+
 def test_hf_forgets_reused_values_when_the_weights_change(tiny_path):
     policy = hf_policy(tiny_path, True, temperature=0.0, max_new_tokens=6)
     observations = varied_observations(3)
