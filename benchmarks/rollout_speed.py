@@ -5,6 +5,7 @@ Usage::
     python benchmarks/rollout_speed.py --save-model runs/bench-tiny   # batch 1 vs 32
     python benchmarks/rollout_speed.py --model runs/bench-tiny --batch-sizes 1 8 32 64
     python benchmarks/rollout_speed.py --warmup-steps 0                # random weights
+    python benchmarks/rollout_speed.py --tiny-kwargs '{"hidden_size": 512, "num_kv_heads": 2}'
 
 Every batch size runs the same episodes (``num_tasks`` tasks x ``samples``) in the
 same process, through the full engine: ``HFPolicy`` generation, env steps, tool
