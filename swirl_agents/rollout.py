@@ -242,7 +242,7 @@ class _Engine:
             policy=self.policy_info,
             meta={"index": index, "task": _as_stored(task.meta)},
         )
-        observation = Observation(text, info["messages"], task, 0, seed, source.stop)
+        observation = Observation(text, info["messages"], task, 0, seed, source.stop, (text,))
         elapsed = time.perf_counter() - began
         self.summary.env_seconds += elapsed
         return _Episode(source, env, index, trajectory, observation, began, env_seconds=elapsed)
@@ -288,8 +288,15 @@ class _Engine:
             trajectory.metrics = _answer_metrics(info) if terminated else {}
             return True
         previous = episode.observation
+        segments = (*previous.segments, trajectory.steps[-1].action, trajectory.steps[-1].feedback)
         episode.observation = Observation(
-            text, info["messages"], previous.task, previous.step + 1, previous.seed, previous.stop
+            text,
+            info["messages"],
+            previous.task,
+            previous.step + 1,
+            previous.seed,
+            previous.stop,
+            segments if "".join(segments) == text else (),
         )
         return False
 

@@ -43,6 +43,9 @@ class Observation:
         seed: The episode's seed (see ``episode_seed``); combine it with ``step``
             through ``step_seed`` for anything random.
         stop: Closing tags that end an action in this env (``"</answer>"``, ...).
+        segments: ``text`` in pieces: the first observation, then each action and the
+            env's feedback to it; joined, they are ``text``. Empty when unknown. A
+            model policy encodes them one by one, as training encodes transcripts.
     """
 
     text: str
@@ -51,6 +54,7 @@ class Observation:
     step: int = 0
     seed: int = 0
     stop: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -2,13 +2,17 @@
 
 The prompt is the env's transcript (``prompt_format="text"``) or its chat messages
 through the tokenizer's chat template (``"chat"``); ``"auto"`` picks chat when the
-tokenizer has a template. Decoding is a plain loop of forward passes over the
-model's cache, one token per row per pass: a row stops at the end-of-sequence token,
-at ``max_new_tokens``, or as soon as its text contains a stop string (the closing tag
-of a tool call or an answer), and anything decoded past the stop string is cut. The
-loop ends when every row has stopped. Each row only computes tokens the model has
-not seen: an episode's keys and values are kept between rounds and the prefix new
-episodes share is computed once (``kv_cache``).
+tokenizer has a template. A transcript is encoded segment by segment (the prompt, then
+each action and feedback), as training encodes it, and each round only encodes the
+segments that are new since the episode's last round.
+
+Decoding is a plain loop of forward passes over the model's cache, one token per row
+per pass: a row stops at the end-of-sequence token, at ``max_new_tokens``, or as soon
+as its text contains a stop string (the closing tag of a tool call or an answer), and
+anything decoded past the stop string is cut. The loop ends when every row has
+stopped. Each row only computes tokens the model has not seen: an episode's keys and
+values are kept between rounds and the prefix new episodes share is computed once
+(``kv_cache``).
 
 Sampling is per episode, not per batch: each row draws its token from its own
 ``torch.Generator`` seeded by ``step_seed(observation.seed, step)``, by the
@@ -36,6 +40,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from swirl_agents.decompose import leading_special_ids
 from swirl_agents.policies.base import (
     Observation,
     PolicyStats,
@@ -100,6 +105,12 @@ class HFPolicy:
         eos = eos if eos is not None else tokenizer.eos_token_id
         self._eos = set(eos if isinstance(eos, list) else [eos]) - {None}
         self._stop_tokens: dict[tuple[str, ...], torch.Tensor] = {}
+        try:
+            self._leading: list[int] | None = leading_special_ids(tokenizer)
+        except ValueError:  # a tokenizer that cannot encode segment by segment
+            self._leading = None
+        self._encoded: dict[int, tuple[tuple[str, ...], list[int]]] = {}
+        """Per live episode (seed): its last segments and their token ids."""
         self.stats = PolicyStats()
 
     @classmethod
@@ -233,7 +244,36 @@ class HFPolicy:
             ]
             # The template writes the special tokens itself.
             return self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-        return self.tokenizer([o.text for o in observations])["input_ids"]
+        if self._leading is None:
+            return self.tokenizer([o.text for o in observations])["input_ids"]
+        return self._encode_segments(observations)
+
+    def _encode_segments(self, observations: Sequence[Observation]) -> list[list[int]]:
+        """Each transcript's ids, segment by segment (``decompose.tokenize_state``'s encoding).
+
+        An episode's segments only grow, so only those not encoded in its last round
+        are; all rows' new segments go through the tokenizer in one call.
+        """
+        pending = []
+        for observation in observations:
+            segments = observation.segments or (observation.text,)
+            known, ids = self._encoded.get(observation.seed, ((), self._leading))
+            if segments[: len(known)] != known:
+                known, ids = (), self._leading
+            pending.append((segments, len(known), ids))
+        texts = [text for segments, start, _ in pending for text in segments[start:] if text]
+        encoded = iter(
+            self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else ()
+        )
+        rows, self._encoded = [], {}
+        for observation, (segments, start, ids) in zip(observations, pending, strict=True):
+            row = list(ids)
+            for text in segments[start:]:
+                if text:
+                    row.extend(next(encoded))
+            self._encoded[observation.seed] = (segments, row)
+            rows.append(row)
+        return rows
 
     def _sampler(
         self, observations: Sequence[Observation]

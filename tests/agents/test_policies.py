@@ -469,6 +469,45 @@ def test_hf_new_episode_reuses_what_it_shares_with_the_ended_episode_in_its_slot
     assert computed[0] <= len(prompt) - len(shared) + 2
 
 
+def test_hf_text_prompt_is_encoded_segment_by_segment_as_training_encodes_it(tiny_path):
+    from swirl_agents.decompose import SubTrajectory, tokenize_state
+
+    policy = hf_policy(tiny_path)
+    tokenizer = policy.tokenizer
+    # A word split across two segments: encoded apart, it is not encoded as in one text.
+    prompt, history = "Question: Ad", (("a has 12 beads.", " -> 12\n"),)
+    segments = (prompt, *history[0])
+    text = "".join(segments)
+    sub = SubTrajectory("m0", 0, 1, 2, MATH.question, prompt, history, action="unused")
+    expected = tokenize_state(sub, tokenizer, "text")
+    assert expected != tokenizer(text)["input_ids"]
+    observation = Observation(text, [], MATH, 1, 7, STOP, segments)
+    assert policy._tokenize([observation]) == [expected]
+
+    class Recording:
+        def __init__(self, inner):
+            self.inner, self.texts = inner, []
+
+        def __call__(self, texts, **kwargs):
+            self.texts.append(list(texts))
+            return self.inner(texts, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    # The next round encodes only the new action and feedback.
+    policy.tokenizer = Recording(tokenizer)
+    step = ("<math_exp>12 / 4</math_exp>", "\n<result>3</result>\n")
+    later = Observation(text + "".join(step), [], MATH, 2, 7, STOP, (*segments, *step))
+    (row,) = policy._tokenize([later])
+    assert policy.tokenizer.texts == [list(step)]
+    later_sub = SubTrajectory("m0", 0, 2, 3, MATH.question, prompt, (*history, step), "unused")
+    assert row == tokenize_state(later_sub, tokenizer, "text")
+    # Without segments (a caller that only has the text), the text is one segment.
+    plain = Observation(text, [], MATH, 1, 8, STOP)
+    assert policy._tokenize([plain]) == [tokenizer(text)["input_ids"]]
+
+
 def test_hf_forgets_reused_values_when_the_weights_change(tiny_path):
     policy = hf_policy(tiny_path, True, temperature=0.0, max_new_tokens=6)
     observations = varied_observations(3)

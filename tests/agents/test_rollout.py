@@ -258,6 +258,23 @@ def test_run_killed_with_sigkill_resumes_to_exactly_the_uninterrupted_episodes(t
     assert comparable(stored) == comparable(uninterrupted.trajectories)
 
 
+class SegmentChecking(NoisyOraclePolicy):
+    """A noisy oracle that checks each observation's segments against its text."""
+
+    def act(self, observations):
+        for observation in observations:
+            assert "".join(observation.segments) == observation.text
+            assert len(observation.segments) == 1 + 2 * observation.step
+        return super().act(observations)
+
+
+def test_observations_carry_the_transcript_as_prompt_actions_and_feedback():
+    result = rollout(
+        "swirl/SynthHop-v0", SegmentChecking(0.3), samples=2, batch_size=4, num_tasks=6
+    )
+    assert result.summary.actions > len(result.trajectories)
+
+
 def test_hf_policy_rollout_does_not_depend_on_batch_size(tmp_path):
     torch = pytest.importorskip("torch")
     from swirl_agents.policies import SamplingSettings
