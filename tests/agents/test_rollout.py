@@ -269,8 +269,9 @@ class SegmentChecking(NoisyOraclePolicy):
 
 
 def test_observations_carry_the_transcript_as_prompt_actions_and_feedback():
+    policy = SegmentChecking(0.3)
     result = rollout(
-        "swirl/SynthHop-v0", SegmentChecking(0.3), samples=2, batch_size=4, num_tasks=6
+        "swirl/SynthHop-v0", policy, samples=2, batch_size=4, num_tasks=6, progress=False
     )
     assert result.summary.actions > len(result.trajectories)
 
