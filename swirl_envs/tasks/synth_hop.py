@@ -165,7 +165,7 @@ class World:
     """A generated knowledge base; ``entities`` maps each (unique) name to its entity.
 
     Worlds compare by identity: ``build_world`` returns the same object for the
-    same arguments, which is what keys the per-process search tool.
+    same seed and counts, which is what keys the per-process search tool.
     """
 
     seed: int
@@ -188,7 +188,6 @@ class World:
         return tuple(chain)
 
 
-@functools.lru_cache(maxsize=8)
 def build_world(
     seed: int = 0,
     *,
@@ -198,6 +197,9 @@ def build_world(
     num_countries: int = WORLD_SIZES["num_countries"],
 ) -> World:
     """Generate a world deterministically from ``seed`` (cached: one build per process).
+
+    The cache keys on the seed and the counts, however they are passed, so
+    ``build_world()`` and ``build_world(0, **WORLD_SIZES)`` are the same object.
 
     Args:
         seed: World seed; train and test of one world share it.
@@ -210,6 +212,13 @@ def build_world(
     Raises:
         ValueError: The counts cannot make a world with those guarantees.
     """
+    return _generate_world(seed, num_people, num_companies, num_cities, num_countries)
+
+
+@functools.lru_cache(maxsize=8)
+def _generate_world(
+    seed: int, num_people: int, num_companies: int, num_cities: int, num_countries: int
+) -> World:
     if num_countries < 1 or num_cities < max(2, num_countries) or num_companies < 1:
         raise ValueError(
             f"Need num_countries >= 1, num_cities >= max(2, num_countries) and num_companies >= 1; "

@@ -13,7 +13,9 @@ from swirl_envs.tasks.synth_hop import (
     COMPANY_SUFFIXES,
     ENTITY_TYPES,
     RELATIONS,
+    WORLD_SIZES,
     SynthHopEnv,
+    _generate_world,
     build_world,
     generate_synth_hop,
     relation_chains,
@@ -272,9 +274,10 @@ def test_hop_same_seed_gives_the_same_tasks_and_another_seed_different_ones():
 
 def test_hop_world_is_deterministic_with_unique_names():
     world = build_world()
-    rebuilt = build_world.__wrapped__()  # bypass the per-process cache
+    assert build_world(0, **WORLD_SIZES) is world  # one cache entry, however it is asked for
+    rebuilt = _generate_world.__wrapped__(0, *WORLD_SIZES.values())  # bypass the cache
     assert world.passages == rebuilt.passages
-    assert build_world.__wrapped__(seed=1).passages != world.passages
+    assert _generate_world.__wrapped__(1, *WORLD_SIZES.values()).passages != world.passages
     titles = [passage.title for passage in world.passages]
     assert len(titles) == len(set(titles)) == len(world.entities) >= 300
     words = [word for title in titles for word in title.split() if word not in COMPANY_SUFFIXES]
