@@ -47,8 +47,8 @@ from swirl_agents.config import ConfigError, FamilyConfig, RunConfig, load_confi
 from swirl_agents.demo.run import (
     build_tiny,
     evaluate_models,
+    load_in_task_order,
     load_samples,
-    load_trajectories,
     run_family,
     sample_and_filter,
     train_settings,
@@ -270,7 +270,7 @@ def filter_ablation(
 
     judged = [
         JudgedTrajectory.from_trajectory(t)
-        for t in load_trajectories(demo_folder / "judge" / "judged.jsonl")
+        for t in load_in_task_order(demo_folder / "judge" / "judged.jsonl")
     ]
     kept = {mode: filter_trajectories(judged, mode) for mode in FILTER_MODES}
     sizes = {mode: result.trajectories_kept for mode, result in kept.items()}
@@ -332,7 +332,7 @@ _OBJECTIVES = {"swirl": "swirl-offline", "sft": "sft"}
 
 
 def _train_on_file(base: str, data: Path, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    return train(base, load_trajectories(data), out, settings)
+    return train(base, load_in_task_order(data), out, settings)
 
 
 # ---- ablation 3: cross-task transfer ---------------------------------------------------------

@@ -171,7 +171,7 @@ def run_family(
             "sft",
             lambda: train(
                 base_model,
-                load_trajectories(folder / "judge" / "judged.jsonl"),
+                load_in_task_order(folder / "judge" / "judged.jsonl"),
                 folder / "sft",
                 sft,
             ),
@@ -210,7 +210,7 @@ def sample_and_filter(
             ),
         ),
     }  # fmt: skip
-    return load_trajectories(folder / "judge" / "filtered.jsonl"), stages
+    return load_in_task_order(folder / "judge" / "filtered.jsonl"), stages
 
 
 def evaluate_models(
@@ -352,13 +352,13 @@ def _evaluate(
     return report
 
 
-def load_trajectories(path: Path) -> list:
+def load_in_task_order(path: Path) -> list:
     """A trajectory file, whole, in task order."""
-    from swirl_agents.store import load_trajectories as load
+    from swirl_agents.store import load_trajectories
 
-    return sorted(load(path), key=lambda t: t.key)
+    return sorted(load_trajectories(path), key=lambda t: t.key)
 
 
 def load_samples(path: Path, sample: int) -> list:
     """The trajectories of one sample index, in task order (a stable training set)."""
-    return [t for t in load_trajectories(path) if t.sample == sample]
+    return [t for t in load_in_task_order(path) if t.sample == sample]
