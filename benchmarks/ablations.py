@@ -42,27 +42,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from swirl_agents.commands.demo import add_config_flags, config_overrides
-from swirl_agents.config import ConfigError, FamilyConfig, RunConfig, load_config, save_config
-from swirl_agents.demo.run import (
+from swirl_agents.config import (
+    ConfigError,
+    FamilyConfig,
+    RunConfig,
+    add_run_config_flags,
+    load_config,
+    run_config_overrides,
+    save_config,
+)
+from swirl_agents.demo import run_family
+from swirl_agents.filters import FILTER_MODES, filter_trajectories
+from swirl_agents.report import decoding_label, mean_and_range
+from swirl_agents.stages import run_stage, train, write_json
+from swirl_agents.stages.recipe import (
     build_tiny,
     evaluate_models,
-    load_in_task_order,
-    load_samples,
-    run_family,
     sample_and_filter,
-    train_settings,
-    warmup_settings,
+    train_config,
+    train_env,
+    warmup_config,
 )
-from swirl_agents.filters import FILTER_MODES, filter_trajectories
-from swirl_agents.pipeline import (
-    make_env,
-    run_stage,
-    train,
-    write_json,
-    write_trajectories,
-)
-from swirl_agents.report import decoding_label, mean_and_range
+from swirl_agents.store import load_in_task_order, write_trajectories
 
 T = TypeVar("T")
 
@@ -126,7 +127,7 @@ def subsample(items: Sequence[T], size: int, seed: int) -> list[T]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """``swirl demo``'s config flags (``--config``, ``--seeds``, ``--set``...), then our own."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_config_flags(parser)
+    add_run_config_flags(parser)
     parser.add_argument("--quick", action="store_true", help="`swirl demo --quick`'s sizes")
     parser.add_argument(
         "--demo-run",
@@ -159,7 +160,7 @@ def run(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = print
     """Run the ablations; returns what is written to ``--json``."""
     args = parse_args(argv)
     try:
-        config = load_config(args.config, config_overrides(args))
+        config = load_config(args.config, run_config_overrides(args))
     except (ValueError, OSError) as error:  # ConfigError is a ValueError
         raise SystemExit(f"ablations: {error}") from None
     names = [f.name for f in config.families] if args.families is None else args.families
@@ -314,13 +315,13 @@ def filter_ablation(
     base = str(demo_folder / "base" / "final") if not config.model.path else config.model.path
     for variant in VARIANTS:
         objective, mode = variant.split("-", 1)
-        settings = {**train_settings(config, seed), "objective": _OBJECTIVES[objective]}
+        settings = train_config(
+            config, seed, base, folder / variant, objective=_OBJECTIVES[objective]
+        )
         run_stage(
             folder / variant,
             f"{name}/{variant}",
-            functools.partial(
-                _train_on_file, base, folder / "data" / f"{mode}.jsonl", folder / variant, settings
-            ),
+            functools.partial(_train_on_file, settings, folder / "data" / f"{mode}.jsonl"),
             log=log,
         )
     trained = {variant: str(folder / variant / "final") for variant in VARIANTS}
@@ -331,8 +332,8 @@ def filter_ablation(
 _OBJECTIVES = {"swirl": "swirl-offline", "sft": "sft"}
 
 
-def _train_on_file(base: str, data: Path, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    return train(base, load_in_task_order(data), out, settings)
+def _train_on_file(settings: Any, data: Path) -> dict[str, Any]:
+    return train(settings, load_in_task_order(data))
 
 
 # ---- ablation 3: cross-task transfer ---------------------------------------------------------
@@ -355,7 +356,7 @@ def transfer_ablation(
     from swirl_agents.tiny import tiny_corpus
 
     name = folder.name
-    source_train = make_env(source, source.train_split, source.train_tasks, seed)
+    source_train = train_env(source, seed)
     stages: dict[str, Any] = {}
     if config.model.path:
         base = config.model.path
@@ -363,11 +364,11 @@ def transfer_ablation(
         warmup_data = [
             trajectory
             for family in (source, target)
-            for trajectory in load_samples(
-                demo_seed_folder / family.name / "warmup-data" / "trajectories.jsonl", 0
+            for trajectory in load_in_task_order(
+                demo_seed_folder / family.name / "warmup-data" / "trajectories.jsonl", sample=0
             )
         ]
-        envs = [make_env(f, f.train_split, f.train_tasks, seed) for f in (source, target)]
+        envs = [train_env(family, seed) for family in (source, target)]
         texts = itertools.chain(tiny_corpus(envs), (t.transcript for t in warmup_data))
         stages["init"] = run_stage(
             folder / "init",
@@ -375,12 +376,10 @@ def transfer_ablation(
             lambda: build_tiny(config, texts, folder / "init", seed),
             log=log,
         )
-        warmup = warmup_settings(config, seed, 2 * config.warmup.steps)
+        steps = 2 * config.warmup.settings["steps"]
+        warmup = warmup_config(config, seed, folder / "init", folder / "base", steps)
         stages["base"] = run_stage(
-            folder / "base",
-            f"{name}/base",
-            lambda: train(folder / "init", warmup_data, folder / "base", warmup),
-            log=log,
+            folder / "base", f"{name}/base", lambda: train(warmup, warmup_data), log=log
         )
         base = str(folder / "base" / "final")
     kept, sampled = sample_and_filter(config, source, source_train, base, seed, folder, log=log)
@@ -388,12 +387,9 @@ def transfer_ablation(
     trained = f"swirl-{source.name}"
     models = {"base": base, trained: str(folder / trained / "final")}
     if kept:
-        settings = {**train_settings(config, seed), "objective": "swirl-offline"}
+        settings = train_config(config, seed, base, folder / trained, objective="swirl-offline")
         stages[trained] = run_stage(
-            folder / trained,
-            f"{name}/{trained}",
-            lambda: train(base, kept, folder / trained, settings),
-            log=log,
+            folder / trained, f"{name}/{trained}", lambda: train(settings, kept), log=log
         )
     else:  # nothing to learn from: the trained model is the base model, and the table says so
         stages[trained] = {"summary": f"no trajectory passed the {config.judge.filter} filter"}

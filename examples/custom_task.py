@@ -23,14 +23,13 @@ import gymnasium as gym
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from swirl_agents.evaluate import evaluate_model
 from swirl_agents.filters import filter_trajectories
 from swirl_agents.judges import ProgrammaticJudge, judge_trajectories
-from swirl_agents.pipeline import generate, train
-from swirl_agents.policies import NoisyOraclePolicy, SamplingSettings
-from swirl_agents.policies.hf import HFPolicy
+from swirl_agents.policies import NoisyOraclePolicy
+from swirl_agents.stages import evaluate, generate, model_policy, train
 from swirl_agents.store import load_trajectories
 from swirl_agents.tiny import build_tiny_model, tiny_corpus
+from swirl_agents.train import TrainConfig
 from swirl_envs.env import SwirlEnv
 from swirl_envs.scoring import math_scores
 from swirl_envs.tasks.base import Task
@@ -126,18 +125,17 @@ def main() -> None:
     print(f"gold paths replayed: {solved:.0f}/{len(train_env.unwrapped.tasks)} solved")
 
     settings = {"batch_size": 8, "micro_batch_size": 8, "prompt_format": "text",
-                "progress": False}  # fmt: skip
+                "progress": False, "resume": True}  # fmt: skip
     model = str(build_tiny_model(out / "tiny", tiny_corpus([train_env])))
     warmup = out / "warmup.jsonl"
     expert = NoisyOraclePolicy(0.3)  # the gold path, 30% of its steps wrong
     generate(train_env, expert, warmup, samples=1, seed=0, batch_size=256, num_tasks=num_train)
-    sft = {**settings, "objective": "sft", "steps": warmup_steps, "lr": 2e-3,
-           "batch_size": warmup_batch, "micro_batch_size": min(warmup_batch, 16)}  # fmt: skip
-    model = train(model, list(load_trajectories(warmup)), out / "base", sft)["model"]
+    sft = TrainConfig(**settings | dict(model=model, data=str(warmup), out_dir=str(out / "base"),
+                      objective="sft", steps=warmup_steps, lr=2e-3, batch_size=warmup_batch,
+                      micro_batch_size=min(warmup_batch, 16)))  # fmt: skip
+    model = train(sft)["model"]
 
-    policy = HFPolicy.from_pretrained(
-        model, sampling=SamplingSettings(temperature=1.0, max_new_tokens=32), prompt_format="text"
-    )
+    policy = model_policy(model, temperature=1.0, max_new_tokens=32, prompt_format="text")
     samples = out / "samples.jsonl"
     stage1 = generate(train_env, policy, samples, samples=k, seed=0, batch_size=64,
                       num_tasks=num_train)  # fmt: skip
@@ -147,16 +145,16 @@ def main() -> None:
     print(kept.summary())
     if not kept.kept:
         raise SystemExit("no trajectory passed the process filter: sample more (or warm up longer)")
-    swirl = {**settings, "objective": "swirl-offline", "steps": swirl_steps, "lr": 5e-4}
-    trained = [item.to_trajectory() for item in kept.kept]
-    swirl_model = train(model, trained, out / "swirl", swirl)["model"]
+    swirl = TrainConfig(**settings, model=model, out_dir=str(out / "swirl"),
+                        objective="swirl-offline", steps=swirl_steps, lr=5e-4)  # fmt: skip
+    swirl_model = train(swirl, [item.to_trajectory() for item in kept.kept])["model"]
 
     print(f"{'model':<8} {'greedy':>7} {'T=1':>7}")  # uniform noise shows when sampling
     for name, path in (("before", model), ("after", swirl_model)):
         accuracy = [
-            evaluate_model(
-                path, test_env, temperature=temperature, num_tasks=num_test,
-                store_path=out / f"eval-{name}-t{temperature:g}.jsonl", prompt_format="text",
+            evaluate(
+                test_env, model_policy(path, temperature=temperature, prompt_format="text"),
+                out / f"eval-{name}-t{temperature:g}.jsonl", num_tasks=num_test, batch_size=64,
             )["accuracy"]
             for temperature in (0.0, 1.0)
         ]  # fmt: skip

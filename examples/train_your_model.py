@@ -26,20 +26,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import gymnasium as gym
 import torch
 
-import swirl_envs
-from swirl_agents.evaluate import evaluate_model
-from swirl_agents.filters import filter_trajectories
-from swirl_agents.judges import ProgrammaticJudge, judge_trajectories
-from swirl_agents.pipeline import generate, train
-from swirl_agents.policies import NoisyOraclePolicy, SamplingSettings
-from swirl_agents.policies.hf import HFPolicy
-from swirl_agents.store import load_trajectories
+from swirl_agents.policies import NoisyOraclePolicy
+from swirl_agents.stages import (
+    JudgeSettings,
+    evaluate,
+    filter_file,
+    generate,
+    judge,
+    make_env,
+    model_policy,
+    train,
+)
 from swirl_agents.tiny import build_tiny_model, tiny_corpus
-
-gym.register_envs(swirl_envs)
+from swirl_agents.train import TrainConfig
 
 # (train questions, samples per question k, warm-up steps and batch, SWiRL steps, test questions)
 SIZES = {"full": (500, 4, 400, 64, 150, 200), "quick": (48, 2, 200, 8, 8, 24)}
@@ -65,53 +66,55 @@ def main() -> None:
         torch.set_num_threads(1)  # a model this small runs fastest on one core
         # A short prompt keeps the tiny model's sequences short; a real model reads the default.
         env_kwargs["system_prompt"] = "Compute with <math_exp>, answer with <answer>."
-    train_env = gym.make("swirl/SynthMath-v0", split="train", num_tasks=num_train, **env_kwargs)
-    test_env = gym.make("swirl/SynthMath-v0", split="test", num_tasks=num_test, **env_kwargs)
+    train_env = make_env("swirl/SynthMath-v0", env_kwargs, split="train", num_tasks=num_train)
+    test_env = make_env("swirl/SynthMath-v0", env_kwargs, split="test", num_tasks=num_test)
+    # Every stage resumes: rerun the script after a kill and it goes on where it stopped.
     settings = {"batch_size": 8, "micro_batch_size": 8, "prompt_format": "text",
-                "device": args.device, "progress": False}  # fmt: skip
+                "device": args.device, "progress": False, "resume": True}  # fmt: skip
 
     model = args.model
     if args.tiny:
         model = str(build_tiny_model(out / "tiny", tiny_corpus([train_env])))
         warmup = out / "warmup.jsonl"
         generate(train_env, NoisyOraclePolicy(0.3), warmup, samples=1, seed=0, batch_size=256)
-        sft = {**settings, "objective": "sft", "steps": warmup_steps, "lr": 2e-3,
-               "batch_size": warmup_batch, "micro_batch_size": min(warmup_batch, 16)}  # fmt: skip
-        model = train(model, list(load_trajectories(warmup)), out / "base", sft)["model"]
+        sft = TrainConfig(**settings | dict(
+            model=model, data=str(warmup), out_dir=str(out / "base"), objective="sft",
+            steps=warmup_steps, lr=2e-3, batch_size=warmup_batch,
+            micro_batch_size=min(warmup_batch, 16),
+        ))  # fmt: skip
+        model = train(sft)["model"]
 
     # Stage 1: k samples per training question at temperature 1.
-    sampling = SamplingSettings(temperature=1.0, max_new_tokens=48)
-    policy = HFPolicy.from_pretrained(
-        model, sampling=sampling, device=args.device, prompt_format="text"
-    )
+    policy = model_policy(model, temperature=1.0, device=args.device, prompt_format="text")
     samples = out / "samples.jsonl"
     print(generate(train_env, policy, samples, samples=k, seed=0, batch_size=64)["summary"])
 
     # Judge every step against the task, then keep the trajectories whose steps are all good.
-    judge = ProgrammaticJudge.from_env(train_env)
-    judged = judge_trajectories(load_trajectories(samples), process_judge=judge)
-    kept = filter_trajectories(judged, "process")
-    print(kept.summary())
-    if not kept.kept:
+    judge(samples, out / "judged.jsonl", JudgeSettings(process="programmatic"), log=print)
+    kept = filter_file(out / "judged.jsonl", out / "filtered.jsonl", "process")
+    print(kept["summary"])
+    if not kept["kept"]:
         raise SystemExit("no trajectory passed the process filter: sample more (or warm up longer)")
 
     # Stage 2: offline step-wise RL on the kept trajectories.
-    swirl = {**settings, "objective": "swirl-offline", "steps": swirl_steps, "lr": 5e-4}
-    trained = [item.to_trajectory() for item in kept.kept]
-    swirl_model = train(model, trained, out / "swirl", swirl)["model"]
+    swirl = TrainConfig(**settings, model=model, data=str(out / "filtered.jsonl"),
+                        out_dir=str(out / "swirl"), objective="swirl-offline",
+                        steps=swirl_steps, lr=5e-4)  # fmt: skip
+    swirl_model = train(swirl)["model"]
 
     # Test accuracy before and after, greedy and sampled at temperature 1.
     print(f"{'model':<8} {'greedy':>7} {'T=1':>7}")
     for name, path in (("before", model), ("after", swirl_model)):
         accuracy = [
-            evaluate_model(
-                path, test_env, temperature=temperature, device=args.device,
-                store_path=out / f"eval-{name}-t{temperature:g}.jsonl", prompt_format="text",
+            evaluate(
+                test_env,
+                model_policy(path, temperature=temperature, device=args.device,
+                             prompt_format="text"),
+                out / f"eval-{name}-t{temperature:g}.jsonl", batch_size=64,
             )["accuracy"]
             for temperature in (0.0, 1.0)
         ]  # fmt: skip
         print(f"{name:<8} {accuracy[0]:>7.3f} {accuracy[1]:>7.3f}")
-
 
 if __name__ == "__main__":
     main()

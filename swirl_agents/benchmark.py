@@ -1,14 +1,15 @@
 """Evaluate a policy on a real benchmark's files and set the result beside the paper's Table 2.
 
 What ``benchmarks/gsm8k.py``, ``hotpotqa.py`` and ``musique.py`` share: each names a
-``Benchmark`` (its env id and the paper's numbers) and calls ``main``. One run
+``Benchmark`` (its env id and the paper's numbers) and calls ``main``, which runs the
+stage layer's ``evaluate`` (``swirl_agents.stages``). One run
 
 1. rolls the policy out on the first ``limit`` questions of the file, ``samples``
    episodes each, into ``OUT/episodes.jsonl`` (a ``TrajectoryStore``: a rerun skips
    the episodes already there, so a killed run resumes);
 2. with a judge, asks it the paper's outcome question for every episode and keeps
    the verdicts in ``OUT/judged-<judge>.jsonl`` (the same trajectories with
-   ``meta["judgements"]``, also resumable) and ``OUT/judgements.sqlite`` (a cache);
+   ``meta["judgements"]``, also resumable) and ``OUT/judged-<judge>.sqlite`` (a cache);
 3. writes ``OUT/summary.json`` (accuracy by EM or numeric equality, F1 for QA, judge
    accuracy, mean steps, tool calls and tokens, wall time) and prints a table laid
    out like Table 2 of Goldie et al. (2025), with the paper's numbers beside ours.
@@ -21,14 +22,13 @@ same kind of judge is given.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from swirl_agents.trajectory import Trajectory
+from swirl_agents.flags import add_flags, from_flags
 
 PAPER_TABLE2: dict[str, tuple[float, float]] = {
     "GSM8K": (0.65, 0.79),
@@ -41,7 +41,6 @@ PAPER_TABLE2: dict[str, tuple[float, float]] = {
 
 PAPER_MODEL = "Gemma-2-27B"
 JUDGE_SPECS = "none | programmatic | hf:PATH | openai:BASE_URL (with --judge-model)"
-_JUDGE_CHUNK = 64  # episodes judged per store write: a killed run loses at most one chunk
 
 
 @dataclass(frozen=True)
@@ -110,32 +109,9 @@ def parse_args(benchmark: Benchmark, argv: Sequence[str] | None = None) -> Bench
     parser = argparse.ArgumentParser(
         description=f"Evaluate a policy on {benchmark.name} and compare with the paper's Table 2."
     )
-    helps = _field_docstrings(BenchmarkArgs)
-    for spec in fields(BenchmarkArgs):
-        if spec.name == "search" and not benchmark.has_search:
-            continue
-        flag = "--" + spec.name.replace("_", "-")
-        kind = {"int | None": int, "int": int, "float": float}.get(str(spec.type), str)
-        required = spec.name == "data"
-        parser.add_argument(
-            flag, type=kind, default=spec.default, required=required, help=helps[spec.name]
-        )
-    return BenchmarkArgs(**vars(parser.parse_args(argv)))
-
-
-def _field_docstrings(cls: type) -> dict[str, str]:
-    """Each dataclass field's docstring (the string right under it), for ``--help``."""
-    import ast
-    import inspect
-    import itertools
-
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    return {
-        node.target.id: " ".join(following.value.value.split())
-        for node, following in itertools.pairwise(body)
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-        if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-    }
+    skip = () if benchmark.has_search else ("search",)
+    add_flags(parser, BenchmarkArgs, skip=skip, required=("data",))
+    return from_flags(BenchmarkArgs, parser.parse_args(argv))
 
 
 def main(benchmark: Benchmark, argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -160,68 +136,49 @@ def run_benchmark(benchmark: Benchmark, args: BenchmarkArgs) -> dict[str, Any]:
         ValueError: Bad arguments or data, or ``OUT`` holds episodes of another
             policy or other env settings (resuming would mix two runs).
     """
-    import gymnasium as gym
+    from swirl_agents.policies import SamplingSettings, make_policy
+    from swirl_agents.stages import JudgeSettings, close_policy, evaluate, make_env, write_json
 
-    import swirl_envs  # noqa: F401 - registers the env ids
-    from swirl_agents.rollout import rollout
-    from swirl_agents.store import TrajectoryStore
-
-    if not args.data:
-        raise ValueError("give the dataset's file or folder with --data")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    judge = None
     if args.judge != "none":
-        check_judge_spec(args.judge, args.judge_model)
+        judge = JudgeSettings(
+            outcome=args.judge, judge_model=args.judge_model, concurrency=args.concurrency,
+            device=args.device,
+        )  # fmt: skip
+        judge.check()
     started = time.perf_counter()  # wall time includes loading the data and building the index
     out = Path(args.out or Path("results") / benchmark.name.lower() / _slug(args.policy))
     env_kwargs: dict[str, Any] = {"data_path": args.data}
-    if args.split is not None:
-        env_kwargs["split"] = args.split
     if benchmark.has_search:
         env_kwargs["search"] = args.search
-    env = gym.make(benchmark.env_id, **env_kwargs)
-    policy = _make_policy(args)
-    keys = _episode_keys(env, args)
+    env = make_env(benchmark.env_id, env_kwargs, split=args.split)
+    policy = make_policy(
+        args.policy,
+        sampling=SamplingSettings(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
+        noise=args.noise,
+        hf={"device": args.device, "prompt_format": args.prompt_format},
+        openai={"model": args.model, "concurrency": args.concurrency},
+    )
     episodes_path = out / "episodes.jsonl"
-    stats = getattr(policy, "stats", None)
-    tokens_before = (stats.prompt_tokens, stats.completion_tokens) if stats else (0, 0)
+    judged_path = _judged_path(out, args) if judge is not None else None
     try:
-        with TrajectoryStore(episodes_path) as store:
-            _check_resumable(episodes_path, store, policy, env)
-            result = rollout(
-                env,
-                policy,
-                samples=args.samples,
-                batch_size=args.batch_size,
-                seed=args.seed,
-                num_tasks=args.limit,
-                store=store,
-                progress=False,
-                keep=False,
-            )
+        report = evaluate(
+            env, policy, episodes_path, samples=args.samples, seed=args.seed,
+            batch_size=args.batch_size, num_tasks=args.limit, judge=judge,
+            judged_path=judged_path,
+        )  # fmt: skip
     finally:
-        close = getattr(policy, "close", None)
-        if callable(close):
-            close()
-    trajectories = _stored(episodes_path, keys)
-    verdicts = _judge(args, env, out, trajectories) if args.judge != "none" else None
-    tokens = None
-    if stats is not None and result.summary.episodes:
-        tokens = {
-            "prompt": (stats.prompt_tokens - tokens_before[0]) / result.summary.episodes,
-            "completion": (stats.completion_tokens - tokens_before[1]) / result.summary.episodes,
-            "episodes_counted": result.summary.episodes,
-        }
+        close_policy(policy)
     summary = {
         "benchmark": benchmark.name,
         "metric": benchmark.metric,
         "args": asdict(args),
         "env": {"id": benchmark.env_id, **env_kwargs},
         "policy": args.policy + (f"#{args.model}" if args.policy.startswith("openai:") else ""),
-        **score_episodes(trajectories, verdicts),
-        "mean_tokens_per_episode": tokens,
-        "episodes_run_now": result.summary.episodes,
-        "episodes_resumed": result.summary.skipped,
+        **{key: value for key, value in report.items() if key != "summary"},
+        "mean_tokens_per_episode": report.get("mean_tokens_per_episode"),
         "wall_seconds": time.perf_counter() - started,
         "paper": {
             "model": PAPER_MODEL,
@@ -230,48 +187,12 @@ def run_benchmark(benchmark: Benchmark, args: BenchmarkArgs) -> dict[str, Any]:
             "swirl": PAPER_TABLE2[benchmark.name][1],
         },
         "files": {
-            "episodes": str(_judged_path(out, args) if verdicts is not None else episodes_path),
+            "episodes": str(judged_path or episodes_path),
             "summary": str(out / "summary.json"),
         },
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "summary.json", summary)
     return summary
-
-
-def score_episodes(
-    trajectories: Sequence[Trajectory], verdicts: Sequence[bool | None] | None = None
-) -> dict[str, Any]:
-    """Accuracy and effort over episodes; an episode that never answered scores 0.
-
-    Args:
-        trajectories: The evaluated episodes.
-        verdicts: The outcome judge's verdict per episode (None: unparseable, counted
-            as wrong and reported); omit when no judge ran.
-    """
-    count = len(trajectories)
-    if not count:
-        raise ValueError("no episodes to score (is the data file empty?)")
-
-    def mean(values: Sequence[float]) -> float:
-        return sum(values) / count
-
-    scores: dict[str, Any] = {
-        "episodes": count,
-        "questions": len({t.task_id for t in trajectories}),
-        "accuracy": mean([t.score for t in trajectories]),
-        "f1": None,
-        "judge_accuracy": None,
-        "judge_unparseable": None,
-        "answered": mean([float(t.terminated) for t in trajectories]),
-        "mean_steps": mean([len(t.steps) for t in trajectories]),
-        "mean_tool_calls": mean([sum(s.tool is not None for s in t.steps) for t in trajectories]),
-    }
-    if any("f1" in t.metrics for t in trajectories):
-        scores["f1"] = mean([t.metrics.get("f1", 0.0) for t in trajectories])
-    if verdicts is not None:
-        scores["judge_accuracy"] = mean([float(v is True) for v in verdicts])
-        scores["judge_unparseable"] = sum(v is None for v in verdicts)
-    return scores
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -304,113 +225,6 @@ def format_table(summary: dict[str, Any]) -> str:
         + (f" ({summary['judge_unparseable']} unparseable verdicts)" if judge != "none" else ""),
     ]
     return "\n".join(lines)
-
-
-def make_outcome_judge(spec: str, env: Any, args: BenchmarkArgs) -> Any:
-    """The outcome judge named by ``spec``, with the paper's outcome prompt for ``env``.
-
-    Raises:
-        ValueError: ``spec`` names no judge, or an ``openai:`` judge has no model name.
-    """
-    from swirl_agents.judges import make_judge
-
-    return make_judge(
-        spec,
-        env,
-        programmatic={"process_rule": None},
-        hf={"device": args.device},
-        openai={"model": args.judge_model, "concurrency": args.concurrency},
-    )
-
-
-def check_judge_spec(spec: str, judge_model: str | None) -> tuple[str, str]:
-    """``(backend, target)`` of a judge spec; checked before the rollout, not after it.
-
-    Raises:
-        ValueError: ``spec`` names no judge, or an ``openai:`` judge has no model name.
-    """
-    backend, _, target = spec.partition(":")
-    if spec == "programmatic":
-        return backend, ""
-    if backend not in ("hf", "openai") or not target:
-        raise ValueError(f"unknown judge {spec!r}; expected one of: {JUDGE_SPECS}")
-    if backend == "openai" and not judge_model:
-        raise ValueError("an openai: judge needs --judge-model")
-    return backend, target
-
-
-def _make_policy(args: BenchmarkArgs) -> Any:
-    from swirl_agents.policies import SamplingSettings, make_policy
-
-    return make_policy(
-        args.policy,
-        sampling=SamplingSettings(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
-        noise=args.noise,
-        hf={"device": args.device, "prompt_format": args.prompt_format},
-        openai={"model": args.model, "concurrency": args.concurrency},
-    )
-
-
-def _episode_keys(env: Any, args: BenchmarkArgs) -> list[tuple[str, int]]:
-    """The ``(task_id, sample)`` pairs this run evaluates, in task order."""
-    tasks = env.unwrapped.tasks[: args.limit]
-    return [(task.id, sample) for task in tasks for sample in range(args.samples)]
-
-
-def _check_resumable(path: Path, store: Any, policy: Any, env: Any) -> None:
-    """Refuse to add episodes to a store that holds another policy's or env settings' episodes."""
-    from swirl_agents.policies import describe_policy
-    from swirl_agents.store import load_trajectories
-
-    if not len(store):
-        return
-    first = next(load_trajectories(path))
-    ours = {"policy": describe_policy(policy), "env settings": dict(env.spec.kwargs)}
-    for what, value in ours.items():
-        stored = first.policy if what == "policy" else first.env_kwargs
-        if stored != json.loads(json.dumps(value)):
-            raise ValueError(
-                f"{path} holds episodes of {what} {stored}, not {value}; rerun with the same "
-                "arguments to resume, or give another --out"
-            )
-
-
-def _stored(path: Path, keys: Sequence[tuple[str, int]]) -> list[Trajectory]:
-    """The stored episodes of ``keys``, in that order (a store may hold more)."""
-    from swirl_agents.store import load_trajectories
-
-    by_key = {t.key: t for t in load_trajectories(path)}
-    return [by_key[key] for key in keys]
-
-
-def _judge(
-    args: BenchmarkArgs, env: Any, out: Path, trajectories: list[Trajectory]
-) -> list[bool | None]:
-    """Judge every episode's answer once (resumably); return the verdicts in episode order."""
-    from swirl_agents.judges import JudgedTrajectory, JudgementCache, judge_trajectories
-    from swirl_agents.store import TrajectoryStore, load_trajectories
-
-    judged_path = _judged_path(out, args)
-    with TrajectoryStore(judged_path) as store:
-        todo = [t for t in trajectories if t.key not in store]
-        if todo:
-            judge = make_outcome_judge(args.judge, env, args)
-            cache = JudgementCache(out / "judgements.sqlite")
-            try:
-                for start in range(0, len(todo), _JUDGE_CHUNK):
-                    chunk = todo[start : start + _JUDGE_CHUNK]
-                    items = judge_trajectories(chunk, outcome_judge=judge, cache=cache)
-                    store.append(item.to_trajectory() for item in items)
-            finally:
-                cache.close()
-                close = getattr(judge, "close", None)
-                if callable(close):
-                    close()
-    verdicts = {}
-    for stored in load_trajectories(judged_path):
-        outcome = JudgedTrajectory.from_trajectory(stored).outcome
-        verdicts[stored.key] = None if outcome is None else outcome.good
-    return [verdicts[t.key] for t in trajectories]
 
 
 def _judged_path(out: Path, args: BenchmarkArgs) -> Path:

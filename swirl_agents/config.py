@@ -17,6 +17,7 @@ spells the same values out).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import types
@@ -99,25 +100,31 @@ class FamilyConfig:
 class WarmupConfig:
     """Supervised warm-up that turns the random-init tiny model into a weak base model.
 
+    Every key but the two below is a ``TrainConfig`` field (``swirl train --help``),
+    validated by ``TrainConfig`` itself. The defaults: 400 steps at lr 2e-3, 64
+    trajectories a step (with 16 the tiny model did not learn to copy operands from
+    the question: greedy accuracy .05 on a validation slice of the train split; with
+    64 it reached .94 on the problems without a misconception, see docs/demo.md), 16
+    a forward pass (length-sorted, so less padding: about twice as fast as 64 on one
+    core), and a linear warm-up over the first 5% of steps.
+
     Attributes:
-        steps: Optimizer steps of SFT on the imperfect gold trajectories.
-        lr: Peak learning rate.
-        batch_size: Trajectories per step. 64, not 16: with 16 the 400 steps left the
-            tiny model unable to copy operands from the question (greedy accuracy
-            .05 on a validation slice of the train split); with 64 it reached .94 on
-            the problems without a misconception (see docs/demo.md).
-        micro_batch_size: Trajectories per forward pass (length-sorted, so less padding:
-            16 made a warm-up step about twice as fast as 64 on one core).
         misconception_rate: Probability that a step covered by a confusion is done the wrong way.
         noise: Probability that any other step is corrupted (uniform noise).
+        settings: The warm-up's ``TrainConfig`` fields (the objective is always ``sft``).
     """
 
-    steps: int = 400
-    lr: float = 2e-3
-    batch_size: int = 64
-    micro_batch_size: int = 16
     misconception_rate: float = 0.7
     noise: float = 0.1
+    settings: dict[str, Any] = field(
+        default_factory=lambda: {
+            "steps": 400,
+            "lr": 2e-3,
+            "batch_size": 64,
+            "micro_batch_size": 16,
+        },  # fmt: skip
+        metadata={"trainer_settings": True},
+    )
 
 
 @dataclass
@@ -156,24 +163,38 @@ class JudgeConfig:
 class TrainStageConfig:
     """Stage 2 (SWiRL) and the controls, all on the same budget.
 
+    Every key but ``controls`` is a ``TrainConfig`` field (``swirl train --help``:
+    ``objective``, ``steps``, ``lr``, ``kl_coef``, ...), validated by ``TrainConfig``
+    itself; the run sets ``model``, ``data``, ``out_dir``, ``seed``, ``device`` and
+    ``prompt_format`` (``model.prompt_format``).
+
     Attributes:
-        objective: ``swirl-offline`` or ``swirl-online`` (the SFT control is always ``sft``).
-        steps: Optimizer steps of every trained variant.
-        lr: Peak learning rate.
-        batch_size: Trajectories per step.
-        micro_batch_size: Trajectories per forward pass.
-        save_every: Checkpoint interval (a killed run resumes from the last one).
         controls: Which controls to train: ``sft`` (SFT on the unfiltered samples) and
             ``compute-matched`` (the same steps of SFT on more warm-up data).
+        settings: SWiRL's ``TrainConfig`` fields; the controls use them with ``sft``.
     """
 
-    objective: str = "swirl-offline"
-    steps: int = 150
-    lr: float = 5e-4
-    batch_size: int = 16
-    micro_batch_size: int = 16
-    save_every: int = 50
     controls: list[str] = field(default_factory=lambda: ["sft", "compute-matched"])
+    settings: dict[str, Any] = field(
+        default_factory=lambda: {
+            "objective": "swirl-offline",
+            "steps": 150,
+            "lr": 5e-4,
+            "batch_size": 16,
+            "micro_batch_size": 16,
+            "save_every": 50,
+        },  # fmt: skip
+        metadata={"trainer_settings": True},
+    )
+
+    @property
+    def objective(self) -> str:
+        """SWiRL's objective (``swirl-offline`` unless the settings say otherwise)."""
+        return self.settings.get("objective", "swirl-offline")
+
+
+RUN_SET = ("model", "data", "out_dir", "resume", "seed", "device", "prompt_format")
+"""``TrainConfig`` fields every run sets itself, per stage; a config may not set them."""
 
 
 @dataclass
@@ -266,8 +287,8 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """A YAML-ready dict of every key."""
-        return dataclasses.asdict(self)
+        """A YAML-ready dict of every key (training settings inline in their section)."""
+        return _flat(self)
 
 
 _FILTERS = ("none", "process", "outcome", "process+outcome")
@@ -368,6 +389,49 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
         raise ConfigError(f"{path or 'config'}: {error}") from None
 
 
+QUICK_OVERRIDES = (
+    "families.0.train_tasks=200", "families.1.train_tasks=200",
+    "families.0.test_tasks=40", "families.1.test_tasks=40",
+    "warmup.steps=20", "train.steps=10", "train.save_every=5",
+    "model.hidden_size=32", "model.intermediate_size=64", "model.vocab_size=400",
+    "generate.max_new_tokens=24", "eval.max_new_tokens=24",
+)  # fmt: skip
+"""``--quick``: a run of a few minutes that exercises every stage (it does not learn much)."""
+
+
+def add_run_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by the config-driven commands; each one overrides a config key."""
+    parser.add_argument("--config", help="YAML run config (default: the embedded demo config)")
+    parser.add_argument("--out", help="output folder (key out_dir)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds", type=int, metavar="N", help="run N seeds: 0, 1, ..., N-1 (key seeds)"
+    )
+    seeds.add_argument("--seed", type=int, nargs="+", metavar="S", help="run these seeds")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (key threads)")
+    parser.add_argument("--device", help="cpu or cuda (key device)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override any config key, e.g. --set train.lr=1e-4 --set families.0.train_tasks=500",
+    )  # fmt: skip
+
+
+def run_config_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``KEY=VALUE`` overrides the named flags and ``--set`` describe, flags first."""
+    overrides = list(QUICK_OVERRIDES) if getattr(args, "quick", False) else []
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds takes a number of seeds (1 or more), got {args.seeds}")
+        overrides.append(f"seeds={list(range(args.seeds))}")
+    if args.seed is not None:
+        overrides.append(f"seeds={args.seed}")
+    for flag, key in (("out", "out_dir"), ("threads", "threads"), ("device", "device")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return overrides + list(args.set)
+
+
 def save_config(config: RunConfig, path: str | os.PathLike) -> Path:
     """Write the resolved config as YAML (atomically), so the outputs record what produced them."""
     path = Path(path)
@@ -381,10 +445,38 @@ def save_config(config: RunConfig, path: str | os.PathLike) -> Path:
 # ---- strict construction -------------------------------------------------------------
 
 
+def _flat(config: Any) -> Any:
+    """``config`` as plain data, each section's trainer settings inline beside its own keys."""
+    if isinstance(config, list):
+        return [_flat(item) for item in config]
+    if not dataclasses.is_dataclass(config):
+        return config
+    data: dict[str, Any] = {}
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if item.metadata.get("trainer_settings"):
+            data.update(value)
+        else:
+            data[item.name] = _flat(value) if not isinstance(value, dict) else dict(value)
+    return data
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
+    trainer = [f.name for f in dataclasses.fields(cls) if f.metadata.get("trainer_settings")]
+    if trainer:  # the section's own keys, and the rest as its TrainConfig settings
+        own = sorted({f.name for f in dataclasses.fields(cls)} - set(trainer))
+        settings = _trainer_settings(
+            {key: value for key, value in data.items() if key not in own}, where, own
+        )
+        data = {key: value for key, value in data.items() if key in own}
+        hints.pop(trainer[0])
+        values = {
+            key: _convert(hints[key], value, _join(where, key)) for key, value in data.items()
+        }
+        return cls(**values, **{trainer[0]: settings})
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(known))
     if unknown:
@@ -394,10 +486,40 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return cls(**values)
 
 
+def _trainer_settings(settings: dict[str, Any], where: str, own: list[str]) -> dict[str, Any]:
+    """``settings`` checked by ``TrainConfig`` itself: known fields, their types and ranges."""
+    from swirl_agents.train.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUN_SET]
+    for key in settings:
+        if key in RUN_SET:
+            raise ConfigError(f"{_join(where, key)}: set by the run itself, not in a config")
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key {_join(where, key)}; known keys here: {', '.join(own + fields)}"
+            )
+    checked = {
+        key: _convert(hints[key], value, _join(where, key)) for key, value in settings.items()
+    }
+    try:
+        TrainConfig(**checked)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in checked.items()
+    }
+
+
 def _convert(kind: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(kind)
     if dataclasses.is_dataclass(kind):
         return _build(kind, value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        item = typing.get_args(kind)[0]
+        return tuple(_convert(item, element, f"{where}[{i}]") for i, element in enumerate(value))
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")

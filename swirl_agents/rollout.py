@@ -465,3 +465,8 @@ def _update_bar(bar, summary: RolloutSummary, finished: int) -> None:
         refresh=False,
     )
     bar.update(finished)
+
+
+def stored_env_settings(env: gym.Env) -> dict[str, Any]:
+    """An env's settings as its trajectories record them (``env_kwargs``)."""
+    return _json_safe(dict(env.spec.kwargs)) if env.spec is not None else {}

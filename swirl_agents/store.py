@@ -48,6 +48,30 @@ def load_trajectories(path: str | os.PathLike) -> Iterator[Trajectory]:
                 yield _decode(raw, path, number)
 
 
+def load_in_task_order(path: str | os.PathLike, *, sample: int | None = None) -> list[Trajectory]:
+    """A trajectory file, whole (or one ``sample`` index of it), sorted by ``(task_id, sample)``.
+
+    A store's line order depends on which episodes finished first; this order does not,
+    so it makes a stable training set.
+    """
+    trajectories = load_trajectories(path)
+    if sample is not None:
+        trajectories = (t for t in trajectories if t.sample == sample)
+    return sorted(trajectories, key=lambda t: t.key)
+
+
+def write_trajectories(path: str | os.PathLike, trajectories: Iterable[Trajectory]) -> Path:
+    """Write a whole trajectory file atomically (the store's line format): complete or absent."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        for trajectory in trajectories:
+            handle.write(_encode(trajectory))
+    os.replace(temporary, path)
+    return path
+
+
 def _decode(raw: bytes, path: str | os.PathLike, number: int) -> Trajectory:
     try:
         return Trajectory.from_dict(json.loads(raw))

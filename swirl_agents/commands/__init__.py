@@ -1,1 +1,1 @@
-"""Subcommands of the ``swirl`` CLI, one module each."""
+"""Subcommands of the ``swirl`` CLI, one module each: argument parsing and one stage call."""

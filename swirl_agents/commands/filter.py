@@ -11,7 +11,6 @@ temporary file and renamed into place, so it is either complete or absent.
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,25 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Filter ``--in`` into ``--out`` and print the counts."""
-    from swirl_agents.filters import filter_trajectories
-    from swirl_agents.judges import JudgedTrajectory
-    from swirl_agents.store import TrajectoryStore, load_trajectories
+    from swirl_agents.stages import filter_file
 
-    judged = []
-    for trajectory in load_trajectories(args.input):
-        try:
-            judged.append(JudgedTrajectory.from_trajectory(trajectory))
-        except ValueError as error:
-            raise SystemExit(f"{args.input}: {error}") from None
-    try:
-        result = filter_trajectories(judged, args.mode)
-    except ValueError as error:
-        raise SystemExit(f"swirl filter: {error}") from None
-    partial = f"{args.out}.partial"
-    if os.path.exists(partial):
-        os.remove(partial)
-    with TrajectoryStore(partial, fsync=False) as store:
-        store.append(item.to_trajectory() for item in result.kept)
-    os.replace(partial, args.out)
-    print(result.summary())
+    print(filter_file(args.input, args.out, args.mode)["summary"])
     return 0

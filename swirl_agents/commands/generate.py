@@ -16,8 +16,8 @@ already there, ending with exactly the file an uninterrupted run writes.
 from __future__ import annotations
 
 import argparse
-import json
 
+from swirl_agents.flags import json_object
 from swirl_agents.policies import POLICY_SPECS
 
 
@@ -31,10 +31,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--env", action="append", required=True, help="env id (repeatable)")
     parser.add_argument(
-        "--env-kwargs", type=json.loads, default={}, help="JSON object of env settings"
+        "--env-kwargs", type=json_object, default={}, help="JSON object of env settings"
     )
     parser.add_argument("--split", help="the env's split (passed as the env setting 'split')")
-    parser.add_argument("--num-tasks", type=int, help="use the first N tasks of each env")
+    parser.add_argument(
+        "--num-tasks", type=int, help="use the first N tasks of each env (generated envs make N)"
+    )
+    parser.add_argument(
+        "--task-seed", type=int, help="generated envs: the seed their questions are made from"
+    )
     parser.add_argument("--policy", required=True, help=POLICY_SPECS)
     parser.add_argument("--out", required=True, help="trajectory store (JSONL, appended)")
     parser.add_argument("--samples", type=int, default=1, help="episodes per task (k)")
@@ -73,59 +78,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the missing episodes into ``--out`` and print a summary."""
-    import gymnasium as gym
-
-    import swirl_envs  # noqa: F401 - registers the env ids
     from swirl_agents.policies import SamplingSettings, make_policy
-    from swirl_agents.rollout import rollout
-    from swirl_agents.store import TrajectoryStore
+    from swirl_agents.stages import close_policy, generate, make_env
 
-    if not isinstance(args.env_kwargs, dict):
-        raise SystemExit("swirl generate: --env-kwargs must be a JSON object")
-    env_kwargs = dict(args.env_kwargs)
-    if args.split is not None:
-        env_kwargs["split"] = args.split
+    envs = [
+        make_env(env_id, args.env_kwargs, split=args.split, num_tasks=args.num_tasks,
+                 seed=args.task_seed)
+        for env_id in args.env
+    ]  # fmt: skip
+    sampling = SamplingSettings(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        stop=tuple(args.stop),
+    )
+    policy = make_policy(
+        args.policy,
+        sampling=sampling,
+        noise=args.noise,
+        hf={"device": args.device, "dtype": args.dtype, "prompt_format": args.prompt_format},
+        openai={
+            "model": args.model,
+            "api": args.api,
+            "api_key_env": args.api_key_env,
+            "concurrency": args.concurrency,
+            "timeout": args.timeout,
+            "max_retries": args.max_retries,
+        },
+    )
     try:
-        sampling = SamplingSettings(
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            stop=tuple(args.stop),
-        )
-        policy = make_policy(
-            args.policy,
-            sampling=sampling,
-            noise=args.noise,
-            hf={"device": args.device, "dtype": args.dtype, "prompt_format": args.prompt_format},
-            openai={
-                "model": args.model,
-                "api": args.api,
-                "api_key_env": args.api_key_env,
-                "concurrency": args.concurrency,
-                "timeout": args.timeout,
-                "max_retries": args.max_retries,
-            },
-        )
-        envs = [gym.make(env_id, **env_kwargs) for env_id in args.env]
-    except ValueError as error:
-        raise SystemExit(f"swirl generate: {error}") from None
-    try:
-        with TrajectoryStore(args.out, fsync=not args.no_fsync) as store:
-            result = rollout(
-                envs,
-                policy,
-                samples=args.samples,
-                batch_size=args.batch_size,
-                seed=args.seed,
-                num_tasks=args.num_tasks,
-                store=store,
-                progress=not args.no_progress,
-                keep=False,
-            )
+        summary = generate(
+            envs, policy, args.out, samples=args.samples, batch_size=args.batch_size,
+            seed=args.seed, num_tasks=args.num_tasks, progress=not args.no_progress,
+            fsync=not args.no_fsync,
+        )  # fmt: skip
     finally:
-        close = getattr(policy, "close", None)
-        if callable(close):
-            close()
-    print(result.summary.format())
+        close_policy(policy)
+    print(summary["summary"])
     print(f"trajectories: {args.out}")
     return 0

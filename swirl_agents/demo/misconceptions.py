@@ -34,12 +34,6 @@ from swirl_envs.tasks.synth_math import PHRASINGS, apply_operator
 _RESULT = re.compile(r" -> (\S+)\s*$")
 
 
-def uses_confusion(task_meta: Mapping[str, Any], confusions: Mapping[str, str]) -> bool:
-    """Whether a task's phrasings (SynthMath) or relations (SynthHop) include a confused key."""
-    keys = list(task_meta.get("phrasings", ())) + list(task_meta.get("relations", ()))
-    return any(key in confusions for key in keys)
-
-
 class _MisconceptionPolicy:
     """Shared checks and the step loop; subclasses say what the expert does at a step."""
 

@@ -13,8 +13,9 @@ For every seed and family, under ``out_dir/seed-S/FAMILY/``:
 6. ``eval/MODEL-tT/``: the test split under each decoding, accuracy overall and split
    by misconception problems.
 
-Every step is a ``pipeline.run_stage``, so a rerun skips finished work and resumes
-the rest. ``results.json`` and ``report.md`` (with plots) summarise all of it.
+Every step is a stage of ``swirl_agents.stages`` under a ``run_stage`` marker, so a
+rerun skips finished work and resumes the rest. ``results.json`` and ``report.md``
+(with plots) summarise all of it.
 """
 
 from __future__ import annotations
@@ -27,32 +28,24 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from swirl_agents.config import FamilyConfig, RunConfig, save_config
-from swirl_agents.demo.misconceptions import (
-    HopMisconceptionPolicy,
-    MathMisconceptionPolicy,
-    uses_confusion,
-)
-from swirl_agents.judges import make_judge
-from swirl_agents.pipeline import (
-    generate,
-    judge_and_filter,
-    make_env,
-    run_stage,
-    train,
-    write_json,
+from swirl_agents.demo.misconceptions import HopMisconceptionPolicy, MathMisconceptionPolicy
+from swirl_agents.stages import generate, run_stage, train, write_json
+from swirl_agents.stages.recipe import (
+    build_tiny,
+    evaluate_models,
+    sample_and_filter,
+    train_config,
+    train_env,
+    warmup_config,
 )
 
 MODELS = ("base", "swirl", "sft", "compute-matched")
 """Evaluated models, in table order."""
-
-TEST_SEED_OFFSET = 1000
-"""Test questions are generated from ``seed + offset``; the split keeps them disjoint anyway."""
 
 _PR_SET_PDEATHSIG = 1  # prctl option: signal this process when its parent dies
 
@@ -113,169 +106,64 @@ def run_family(
     config: RunConfig, family: FamilyConfig, seed: int, folder: Path, *, log=print
 ) -> dict[str, Any]:
     """All stages of one family and seed; returns ``{"eval": ..., "stages": ...}``."""
+    from swirl_agents.store import load_in_task_order
     from swirl_agents.tiny import tiny_corpus
 
-    train_env = make_env(family, family.train_split, family.train_tasks, seed)
+    env = train_env(family, seed)
     stage = functools.partial(_stage, folder, family.name, log)
     stages: dict[str, Any] = {}
     warm = folder / "warmup-data" / "trajectories.jsonl"
     if config.model.path:
         base_model = config.model.path
     else:
-        expert = expert_policy(family, train_env, config)
+        expert = expert_policy(family, env, config)
         stages["warmup-data"] = stage(
             "warmup-data",
             lambda: generate(
-                train_env, expert, warm,
-                samples=2, seed=seed, batch_size=256, num_tasks=family.train_tasks,
+                env, expert, warm, samples=2, seed=seed, batch_size=256,
+                num_tasks=family.train_tasks,
             ),
         )  # fmt: skip
         stages["init"] = stage(
-            "init",
-            lambda: build_tiny(config, tiny_corpus([train_env]), folder / "init", seed),
+            "init", lambda: build_tiny(config, tiny_corpus([env]), folder / "init", seed)
         )
-        stages["base"] = stage(
-            "base",
-            lambda: train(
-                folder / "init", load_samples(warm, 0), folder / "base",
-                warmup_settings(config, seed, config.warmup.steps),
-            ),
-        )  # fmt: skip
+        warmup = warmup_config(
+            config, seed, folder / "init", folder / "base", _warmup_steps(config)
+        )
+        stages["base"] = stage("base", lambda: train(warmup, load_in_task_order(warm, sample=0)))
         base_model = str(folder / "base" / "final")
 
-    kept, sampled = sample_and_filter(config, family, train_env, base_model, seed, folder, log=log)
+    kept, sampled = sample_and_filter(config, family, env, base_model, seed, folder, log=log)
     stages.update(sampled)
     models = {"base": base_model}
-    online_judge = (
-        make_judge(config.judge.process, train_env)
-        if config.train.objective == "swirl-online"
-        else None
-    )
     if kept:
-        stages["swirl"] = stage(
-            "swirl",
-            lambda: train(
-                base_model, kept, folder / "swirl",
-                {**train_settings(config, seed), "objective": config.train.objective},
-                judge=online_judge,
-            ),
-        )  # fmt: skip
+        swirl = train_config(config, seed, base_model, folder / "swirl")
+        judge = config.judge.process if config.train.objective == "swirl-online" else None
+        stages["swirl"] = stage("swirl", lambda: train(swirl, kept, judge=judge))
         models["swirl"] = str(folder / "swirl" / "final")
     else:  # nothing to learn from: the SWiRL model is the base model, and the report says so
         log(f"[{family.name}/swirl] no trajectory passed the {config.judge.filter} filter")
         stages["swirl"] = {"summary": "no trajectory passed the filter: SWiRL = base model"}
         models["swirl"] = base_model
-    sft = {**train_settings(config, seed), "objective": "sft"}
     if "sft" in config.train.controls:
-        stages["sft"] = stage(
-            "sft",
-            lambda: train(
-                base_model,
-                load_in_task_order(folder / "judge" / "judged.jsonl"),
-                folder / "sft",
-                sft,
-            ),
-        )
+        sft = train_config(config, seed, base_model, folder / "sft", objective="sft")
+        judged = folder / "judge" / "judged.jsonl"
+        stages["sft"] = stage("sft", lambda: train(sft, load_in_task_order(judged)))
         models["sft"] = str(folder / "sft" / "final")
     if "compute-matched" in config.train.controls and not config.model.path:
+        matched = train_config(
+            config, seed, base_model, folder / "compute-matched", objective="sft"
+        )
         stages["compute-matched"] = stage(
-            "compute-matched",
-            lambda: train(base_model, load_samples(warm, 1), folder / "compute-matched", sft),
+            "compute-matched", lambda: train(matched, load_in_task_order(warm, sample=1))
         )
         models["compute-matched"] = str(folder / "compute-matched" / "final")
     evaluations = evaluate_models(config, family, seed, models, folder / "eval", log=log)
     return {"eval": evaluations, "stages": stages}
 
 
-def sample_and_filter(
-    config: RunConfig, family: FamilyConfig, env, model: str, seed: int, folder: Path, *, log=print
-) -> tuple[list, dict[str, Any]]:
-    """Stage 1 and judging: ``folder/samples`` and ``folder/judge``; returns (kept, stages)."""
-    stage = functools.partial(_stage, folder, family.name, log)
-    samples = folder / "samples" / "trajectories.jsonl"
-    stages = {
-        "samples": stage(
-            "samples",
-            lambda: generate(
-                env, model_policy(model, config.generate.temperature, config), samples,
-                samples=family.samples or config.generate.samples, seed=seed,
-                batch_size=config.generate.batch_size, num_tasks=family.train_tasks,
-            ),
-        ),
-        "judge": stage(
-            "judge",
-            lambda: judge_and_filter(
-                samples, folder / "judge", env, process=config.judge.process,
-                outcome=config.judge.outcome, mode=config.judge.filter,
-            ),
-        ),
-    }  # fmt: skip
-    return load_in_task_order(folder / "judge" / "filtered.jsonl"), stages
-
-
-def evaluate_models(
-    config: RunConfig,
-    family: FamilyConfig,
-    seed: int,
-    models: dict[str, str],
-    folder: Path,
-    *,
-    log=print,
-) -> dict[str, dict[str, Any]]:
-    """Every model on the test split at every temperature: ``{model: {"0": report, ...}}``.
-
-    Each evaluation is a stage ``folder/MODEL-tT`` (skipped when done).
-    """
-    env = held_out_env(family, seed)
-    group = functools.partial(uses_confusion, confusions=family.confusions)
-    evaluations: dict[str, dict[str, Any]] = {}
-    for name, path in models.items():
-        for temperature in config.eval.temperatures:
-            label = f"{name}-t{temperature:g}"
-            evaluations.setdefault(name, {})[f"{temperature:g}"] = run_stage(
-                folder / label,
-                f"{family.name}/eval/{label}",
-                functools.partial(
-                    _evaluate, path, env, temperature, folder / label, seed, config,
-                    family.test_tasks, group,
-                ),
-                log=log,
-            )  # fmt: skip
-    return evaluations
-
-
-def held_out_env(family: FamilyConfig, seed: int):
-    """The held-out questions every model of ``seed`` is evaluated on."""
-    return make_env(family, family.test_split, family.test_tasks, seed + TEST_SEED_OFFSET)
-
-
-def train_settings(config: RunConfig, seed: int) -> dict[str, Any]:
-    """Stage 2's ``TrainConfig`` settings, shared by SWiRL and both controls (same budget)."""
-    return {
-        "batch_size": config.train.batch_size,
-        "micro_batch_size": config.train.micro_batch_size,
-        "steps": config.train.steps,
-        "lr": config.train.lr,
-        "save_every": config.train.save_every,
-        "seed": seed,
-        "device": config.device or None,
-        "max_new_tokens": config.generate.max_new_tokens,
-        "prompt_format": config.model.prompt_format,
-        "progress": True,
-    }
-
-
-def warmup_settings(config: RunConfig, seed: int, steps: int) -> dict[str, Any]:
-    """The warm-up's SFT settings for ``steps`` steps (the base model's recipe)."""
-    return {
-        **train_settings(config, seed),
-        "objective": "sft",
-        "steps": steps,
-        "lr": config.warmup.lr,
-        "batch_size": config.warmup.batch_size,
-        "micro_batch_size": config.warmup.micro_batch_size,
-        "warmup_steps": max(1, steps // 20),
-    }
+def _warmup_steps(config: RunConfig) -> int:
+    return config.warmup.settings.get("steps", 0)
 
 
 def _stage(folder: Path, family: str, log, name: str, work) -> dict[str, Any]:
@@ -297,68 +185,3 @@ def expert_policy(family: FamilyConfig, env, config: RunConfig):
         f"family {family.name!r}: the misconception warm-up exists for SynthMath and SynthHop; "
         f"set model.path to start {family.env_id} from a pretrained model"
     )
-
-
-def build_tiny(config: RunConfig, texts: Iterable[str], out: Path, seed: int) -> dict[str, Any]:
-    """The config's tiny model, with a tokenizer trained on ``texts`` (``tiny.tiny_corpus``)."""
-    from swirl_agents.tiny import build_tiny_model
-
-    model = config.model
-    build_tiny_model(
-        out,
-        texts,
-        vocab_size=model.vocab_size,
-        hidden_size=model.hidden_size,
-        num_layers=model.num_layers,
-        num_heads=model.num_heads,
-        intermediate_size=model.intermediate_size,
-        seed=seed,
-    )
-    return {"model": str(out), "summary": f"tiny model and tokenizer in {out}"}
-
-
-def model_policy(path: str, temperature: float, config: RunConfig):
-    """An ``HFPolicy`` sampling at ``temperature`` with the config's layout and device."""
-    from swirl_agents.policies import SamplingSettings
-    from swirl_agents.policies.hf import HFPolicy
-
-    sampling = SamplingSettings(
-        temperature=temperature, max_new_tokens=config.generate.max_new_tokens
-    )
-    return HFPolicy.from_pretrained(
-        path,
-        device=config.device or None,
-        sampling=sampling,
-        prompt_format=config.model.prompt_format,
-    )
-
-
-def _evaluate(
-    path, env, temperature, folder: Path, seed, config: RunConfig, num_tasks, group
-) -> dict:
-    from swirl_agents.evaluate import evaluate_model
-
-    report = evaluate_model(
-        path, env, temperature=temperature, store_path=folder / "trajectories.jsonl", seed=seed,
-        batch_size=config.eval.batch_size, max_new_tokens=config.eval.max_new_tokens,
-        device=config.device or None, num_tasks=num_tasks, group=group,
-        prompt_format=config.model.prompt_format,
-    )  # fmt: skip
-    report["summary"] = (
-        f"accuracy {report['accuracy']:.3f} "
-        f"(misconception {report.get('in_group', float('nan')):.3f}, "
-        f"other {report.get('out_group', float('nan')):.3f})"
-    )
-    return report
-
-
-def load_in_task_order(path: Path) -> list:
-    """A trajectory file, whole, in task order."""
-    from swirl_agents.store import load_trajectories
-
-    return sorted(load_trajectories(path), key=lambda t: t.key)
-
-
-def load_samples(path: Path, sample: int) -> list:
-    """The trajectories of one sample index, in task order (a stable training set)."""
-    return [t for t in load_in_task_order(path) if t.sample == sample]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from swirl_agents.cli import run_command
 from swirl_agents.commands import train
 
 
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     train.configure(parser)
     args = parser.parse_args(argv)
-    return train.run(args)
+    return run_command("train", args)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ process, DDP and FSDP; the directory must be on a file system all processes shar
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -36,6 +37,8 @@ from torch.distributed.checkpoint.state_dict import (
 
 from swirl_agents.train.distributed import DistributedContext, barrier, unwrap_model
 
+TRAINING_RECORD = "swirl_training.json"
+"""Beside a final model: how it was trained (``prompt_format``, ``objective``, the settings)."""
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 _LOAD = StateDictOptions(full_state_dict=True, strict=False)
@@ -136,7 +139,11 @@ def gather_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def export_model(
-    directory: Path, model: nn.Module, tokenizer: Any, state: dict[str, torch.Tensor]
+    directory: Path,
+    model: nn.Module,
+    tokenizer: Any,
+    state: dict[str, torch.Tensor],
+    record: dict[str, Any] | None = None,
 ) -> None:
     """Save the model (or its LoRA adapter) and the tokenizer with ``save_pretrained``.
 
@@ -145,10 +152,25 @@ def export_model(
         model: The training model (wrapped or not).
         tokenizer: Saved alongside when not None.
         state: The full state dict from ``gather_model_state``.
+        record: How the model was trained (``TRAINING_RECORD``), saved alongside.
     """
     unwrap_model(model).save_pretrained(directory, state_dict=state)
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
+    if record is not None:
+        path = Path(directory) / TRAINING_RECORD
+        path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_training_record(directory: str | Path) -> dict[str, Any] | None:
+    """How the model in ``directory`` was trained (its prompt format, its settings), if recorded."""
+    path = Path(directory) / TRAINING_RECORD
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path}: corrupt training record ({error})") from None
 
 
 def _is_peft(model: nn.Module) -> bool:

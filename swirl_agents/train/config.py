@@ -1,16 +1,14 @@
 """``TrainConfig``: every setting of a training run, and the one source of its defaults.
 
-The CLI builds its flags from these fields (names, types, defaults and the one-line
-docstring under each field as help), so a default is written once, here.
+The CLI builds its flags from these fields (``swirl_agents.flags``: names, types,
+defaults and the docstring under each field as help), and a run config's ``train``
+section is checked by it, so a setting and its default are written once, here.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal
 
 Objective = Literal["swirl-offline", "swirl-online", "sft"]
@@ -159,21 +157,3 @@ class TrainConfig:
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
-
-
-@cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of dataclass ``cls``, read from its source (CLI help)."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, following in zip(body, body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[node.target.id] = following.value.value
-    return docs

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from swirl_agents.decompose import decompose_trajectory
+from swirl_agents.decompose import decompose_trajectory, resolve_prompt_format
 from swirl_agents.train.checkpoint import (
     export_model,
     gather_model_state,
@@ -152,7 +152,12 @@ class Trainer:
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
         state = gather_model_state(self.model)
         if self.context.is_main:
-            export_model(self.out_dir / "final", self.model, self.tokenizer, state)
+            record = {
+                "prompt_format": resolve_prompt_format(self.tokenizer, config.prompt_format),
+                "objective": config.objective,
+                "config": config.to_dict(),
+            }
+            export_model(self.out_dir / "final", self.model, self.tokenizer, state, record)
         barrier(self.context)
         return metrics
 

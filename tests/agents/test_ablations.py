@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from swirl_agents.commands.demo import QUICK
-from swirl_agents.config import load_config
-from swirl_agents.pipeline import generate, make_env, run_stage
+from swirl_agents.config import QUICK_OVERRIDES, load_config
+from swirl_agents.stages import generate, run_stage
+from swirl_agents.stages.recipe import train_env
 from swirl_agents.store import load_trajectories
 from tests.agents.test_benchmarks import load_script
 
@@ -42,7 +42,7 @@ def _expert_samples(folder, config, family, seed=0):
     """
     from swirl_agents.demo.run import expert_policy
 
-    env = make_env(family, family.train_split, family.train_tasks, seed)
+    env = train_env(family, seed)
     run_stage(
         folder / "samples",
         "expert samples",
@@ -58,7 +58,7 @@ def _expert_samples(folder, config, family, seed=0):
 @pytest.mark.slow
 def test_quick_run_trains_every_variant_on_equal_data_and_a_rerun_resumes(tmp_path, monkeypatch):
     module = load_script("ablations", monkeypatch)
-    config = load_config(None, [*QUICK, *TINY])
+    config = load_config(None, [*QUICK_OVERRIDES, *TINY])
     out, demo = tmp_path / "abl", tmp_path / "demo"
     for family in config.families:
         _expert_samples(demo / "seed-0" / family.name, config, family)

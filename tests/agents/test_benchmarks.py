@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from swirl_agents.benchmark import PAPER_TABLE2, score_episodes
+from swirl_agents.benchmark import PAPER_TABLE2
+from swirl_agents.stages import score_episodes
 from swirl_agents.store import load_trajectories
 from swirl_agents.trajectory import Step, Trajectory
 from tests.agents.fault_server import FaultServer

@@ -83,14 +83,15 @@ def test_not_a_mapping_is_an_error(tmp_path):
 
 def test_overrides_reach_nested_and_list_keys_and_ints_become_floats():
     config = load_config(None, ["train.lr=1", "families.1.train_tasks=50", "seeds=[0, 1, 2]"])
-    assert config.train.lr == 1.0 and isinstance(config.train.lr, float)
+    assert config.train.settings["lr"] == 1.0 and isinstance(config.train.settings["lr"], float)
     assert config.families[1].train_tasks == 50
     assert config.seeds == [0, 1, 2]
 
 
 def test_yaml_sections_merge_with_defaults(tmp_path):
     config = load_config(write(tmp_path, {"train": {"steps": 7}}))
-    assert config.train.steps == 7 and config.train.lr == RunConfig().train.lr
+    assert config.train.settings["steps"] == 7
+    assert config.train.settings["lr"] == RunConfig().train.settings["lr"]
 
 
 @pytest.mark.parametrize("override", ["train.lr", "=3", "families.9.name=x", "nosuch.key=1"])
@@ -102,3 +103,20 @@ def test_bad_overrides_are_clear_errors(override):
 def test_saved_config_loads_back_identical(tmp_path):
     config = load_config(None, ["train.steps=3", "out_dir=somewhere"])
     assert load_config(save_config(config, tmp_path / "resolved.yaml")) == config
+
+
+def test_training_sections_are_checked_by_the_trainers_own_config(tmp_path):
+    config = load_config(None, ["train.kl_coef=0.05", "warmup.lr_schedule=constant"])
+    assert config.train.settings["kl_coef"] == 0.05 and config.train.objective == "swirl-offline"
+    assert config.warmup.settings["lr_schedule"] == "constant"
+    assert load_config(save_config(config, tmp_path / "c.yaml")) == config
+    with pytest.raises(ConfigError, match=r"unknown key train\.lrr; known keys here: .*kl_coef"):
+        load_config(None, ["train.lrr=1"])
+    with pytest.raises(ConfigError, match="steps must be at least 1"):
+        load_config(None, ["warmup.steps=0"])
+    with pytest.raises(ConfigError, match="lr_schedule must be one of"):
+        load_config(None, ["train.lr_schedule=wavy"])
+    with pytest.raises(ConfigError, match=r"train\.model: set by the run"):
+        load_config(None, ["train.model=x"])
+    with pytest.raises(ConfigError, match=r"train\.stop\[0\]: expected str"):
+        load_config(None, ["train.stop=[1]"])

@@ -6,15 +6,12 @@ import gymnasium as gym
 import pytest
 
 import swirl_envs  # noqa: F401  (registers the env ids)
-from swirl_agents.demo.misconceptions import (
-    HopMisconceptionPolicy,
-    MathMisconceptionPolicy,
-    uses_confusion,
-)
-from swirl_agents.evaluate import accuracy_report
+from swirl_agents.demo.misconceptions import HopMisconceptionPolicy, MathMisconceptionPolicy
 from swirl_agents.judges import ProgrammaticJudge, judge_trajectories
 from swirl_agents.report import format_table, gains
 from swirl_agents.rollout import rollout
+from swirl_agents.stages import score_episodes
+from swirl_agents.stages.recipe import uses_confusion
 
 MATH = {"give_away": "+", "share_equally": "*"}
 HOP = {"born_in": "lives_in", "founded_by": "ceo"}
@@ -87,9 +84,9 @@ def test_policies_reject_bad_settings():
         MathMisconceptionPolicy(MATH, q=1.5)
 
 
-def test_accuracy_report_splits_by_group():
+def test_scores_split_by_group():
     episodes = run(math_env(), MathMisconceptionPolicy(MATH, q=1.0, p=0.0))
-    report = accuracy_report(episodes, lambda meta: uses_confusion(meta, MATH))
+    report = score_episodes(episodes, group=lambda meta: uses_confusion(meta, MATH))
     assert report["out_group"] == 1.0 and report["in_group"] < 0.1
     assert report["in_group_episodes"] + report["out_group_episodes"] == len(episodes)
 
@@ -127,10 +124,11 @@ def test_gains_are_per_seed_points():
 def test_seeds_flag_counts_seeds_and_seed_lists_them():
     import argparse
 
-    from swirl_agents.commands.demo import add_config_flags, config_overrides
+    from swirl_agents.config import add_run_config_flags
+    from swirl_agents.config import run_config_overrides as config_overrides
 
     parser = argparse.ArgumentParser()
-    add_config_flags(parser)
+    add_run_config_flags(parser)
     assert "seeds=[0, 1, 2]" in config_overrides(parser.parse_args(["--seeds", "3"]))
     assert "seeds=[4, 7]" in config_overrides(parser.parse_args(["--seed", "4", "7"]))
     with pytest.raises(ValueError, match="number of seeds"):

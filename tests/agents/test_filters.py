@@ -11,8 +11,6 @@ import gymnasium as gym
 import pytest
 
 import swirl_envs  # noqa: F401  (registers the env ids)
-from swirl_agents.commands import filter as filter_command
-from swirl_agents.commands import judge as judge_command
 from swirl_agents.filters import FILTER_MODES, filter_trajectories
 from swirl_agents.judges import JudgedTrajectory, Judgement
 from swirl_agents.policies.scripted import NoisyOraclePolicy
@@ -75,13 +73,6 @@ def test_filters_need_the_judgements_they_read():
 # ---- the commands ----------------------------------------------------------------------
 
 
-def run_command(module: types.ModuleType, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="swirl")
-    module.add_parser(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.run(args)
-
-
 @pytest.fixture
 def noisy_trajectories(tmp_path):
     env = gym.make("swirl/SynthMath-v0", num_tasks=6, min_ops=2, max_ops=3, max_steps=5)
@@ -91,12 +82,12 @@ def noisy_trajectories(tmp_path):
     return path
 
 
-def test_judge_then_filter_from_the_command_line(tmp_path, noisy_trajectories, capsys):
+def test_judge_then_filter_from_the_command_line(tmp_path, noisy_trajectories, swirl):
     out, kept = tmp_path / "judged.jsonl", tmp_path / "kept.jsonl"
     argv = ["judge", "--in", str(noisy_trajectories), "--out", str(out),
             "--process", "programmatic", "--outcome", "programmatic", "--chunk", "5"]  # fmt: skip
-    assert run_command(judge_command, argv) == 0
-    printed = capsys.readouterr().out
+    code, printed, _ = swirl(*argv)
+    assert code == 0
     assert "judged 12 trajectories (0 already in the output)" in printed
     judged = [JudgedTrajectory.from_trajectory(t) for t in load_trajectories(out)]
     assert len(judged) == 12
@@ -108,21 +99,16 @@ def test_judge_then_filter_from_the_command_line(tmp_path, noisy_trajectories, c
     # Outcome verdicts agree with the env's own reward on these tasks.
     assert all(item.outcome.good == (item.trajectory.score == 1.0) for item in judged)
 
-    assert (
-        run_command(
-            filter_command, ["filter", "--in", str(out), "--out", str(kept), "--mode", "process"]
-        )
-        == 0
-    )
+    filtered = swirl("filter", "--in", out, "--out", kept, "--mode", "process")
     expected = filter_trajectories(judged, "process")
-    assert capsys.readouterr().out.strip() == expected.summary()
+    assert filtered.code == 0 and filtered.out.strip() == expected.summary()
     assert [t.key for t in load_trajectories(kept)] == [
         item.trajectory.key for item in expected.kept
     ]
     assert 0 < expected.trajectories_kept < 12
 
 
-def test_judge_command_resumes_without_judging_twice(tmp_path, noisy_trajectories, capsys):
+def test_judge_command_resumes_without_judging_twice(tmp_path, noisy_trajectories, swirl):
     out = tmp_path / "judged.jsonl"
     every = list(load_trajectories(noisy_trajectories))
     partial = tmp_path / "first-half.jsonl"
@@ -137,41 +123,42 @@ def test_judge_command_resumes_without_judging_twice(tmp_path, noisy_trajectorie
         "--cache",
         str(tmp_path / "c.sqlite"),
     ]
-    run_command(judge_command, [*base, "--in", str(partial)])
-    capsys.readouterr()
-    run_command(judge_command, [*base, "--in", str(noisy_trajectories)])
-    printed = capsys.readouterr().out
+    assert swirl(*base, "--in", partial).code == 0
+    printed = swirl(*base, "--in", noisy_trajectories).out
     assert "judged 7 trajectories (5 already in the output)" in printed
     keys = [t.key for t in load_trajectories(out)]
     assert sorted(keys) == sorted(t.key for t in every) and len(set(keys)) == 12
     # A full rerun over a fresh output is answered by the cache alone.
-    run_command(
-        judge_command,
-        [*base, "--in", str(noisy_trajectories), "--out", str(tmp_path / "again.jsonl")],
-    )
-    assert " 0 misses" in capsys.readouterr().out
+    again = swirl(*base, "--in", noisy_trajectories, "--out", tmp_path / "again.jsonl")
+    assert " 0 misses" in again.out
 
 
-def test_judge_command_reports_bad_specs_and_missing_judges(tmp_path, noisy_trajectories):
+def refused(run, message: str) -> None:
+    """A user error: exit status 2, one line on stderr naming the command and ``message``."""
+    assert run.code == 2 and run.out == "", run
+    assert run.err.count("\n") == 1 and run.err.startswith("swirl ")
+    assert re.search(message, run.err), run.err
+
+
+def test_judge_command_reports_bad_specs_and_missing_judges(tmp_path, noisy_trajectories, swirl):
     argv = ["judge", "--in", str(noisy_trajectories), "--out", str(tmp_path / "o.jsonl")]
-    with pytest.raises(SystemExit, match="give --process, --outcome or both"):
-        run_command(judge_command, argv)
-    with pytest.raises(SystemExit, match="unknown judge 'gpt4'; expected one of: programmatic"):
-        run_command(judge_command, [*argv, "--process", "gpt4"])
-    with pytest.raises(SystemExit, match="need --judge-model"):
-        run_command(judge_command, [*argv, "--outcome", "openai:http://127.0.0.1:9/v1"])
+    refused(swirl(*argv), "give --process, --outcome or both")
+    refused(
+        swirl(*argv, "--process", "gpt4"), "unknown judge 'gpt4'; expected one of: programmatic"
+    )
+    refused(swirl(*argv, "--outcome", "openai:http://127.0.0.1:9/v1"), "needs --judge-model")
+    assert not (tmp_path / "o.jsonl").exists()
 
 
-def test_filter_command_names_the_file_of_an_unjudged_trajectory(tmp_path, noisy_trajectories):
-    with pytest.raises(SystemExit, match="trajectories.jsonl.*has not been judged"):
-        run_command(
-            filter_command,
-            ["filter", "--in", str(noisy_trajectories), "--out", str(tmp_path / "k.jsonl")],
-        )
+def test_filter_command_names_the_file_of_an_unjudged_trajectory(
+    tmp_path, noisy_trajectories, swirl
+):
+    run = swirl("filter", "--in", noisy_trajectories, "--out", tmp_path / "k.jsonl")
+    refused(run, "swirl filter: .*trajectories.jsonl.*has not been judged")
 
 
 def test_judge_command_uses_a_model_judge_with_the_math_prompts(
-    tmp_path, noisy_trajectories, capsys
+    tmp_path, noisy_trajectories, swirl
 ):
     from tests.agents.fault_server import FaultServer
 
@@ -183,7 +170,7 @@ def test_judge_command_uses_a_model_judge_with_the_math_prompts(
         argv = ["judge", "--in", str(noisy_trajectories), "--out", str(out), "--no-cache",
                 "--process", f"openai:{server.base_url}", "--outcome", f"openai:{server.base_url}",
                 "--judge-model", "m"]  # fmt: skip
-        assert run_command(judge_command, argv) == 0
+        assert swirl(*argv).code == 0
     prompts = [r["messages"][0]["content"] for r in server.requests]
     assert any("with the help of a calculator" in p for p in prompts)
     judged = [JudgedTrajectory.from_trajectory(t) for t in load_trajectories(out)]
@@ -197,7 +184,7 @@ def test_judge_command_uses_a_model_judge_with_the_math_prompts(
 
 
 def test_judge_command_runs_a_local_model_judge_loaded_once(
-    tmp_path, noisy_trajectories, capsys, monkeypatch
+    tmp_path, noisy_trajectories, swirl, monkeypatch
 ):
     pytest.importorskip("torch")
     from transformers import AutoModelForCausalLM
@@ -217,19 +204,18 @@ def test_judge_command_runs_a_local_model_judge_loaded_once(
     spec = f"hf:{model}"
     argv = ["judge", "--in", str(noisy_trajectories), "--out", str(out), "--process", spec,
             "--outcome", spec, "--hf-mode", "logits", "--batch-size", "16"]  # fmt: skip
-    assert run_command(judge_command, argv) == 0
+    run = swirl(*argv)
+    assert run.code == 0
     judged = [JudgedTrajectory.from_trajectory(t) for t in load_trajectories(out)]
     assert all(j.raw.startswith("P(GOOD)=") and j.judge == spec for i in judged for j in i.process)
     assert all(i.outcome.raw.startswith("P(YES)=") for i in judged if i.trajectory.terminated)
-    assert "0 unparseable steps" in capsys.readouterr().out
+    assert "0 unparseable steps" in run.out
     assert len(loads) == 1  # one model serves the process and the outcome judge
 
 
-def test_judge_command_names_tasks_from_another_env(tmp_path, noisy_trajectories):
+def test_judge_command_names_tasks_from_another_env(tmp_path, noisy_trajectories, swirl):
     out = str(tmp_path / "o.jsonl")
     hop = ["--env", "swirl/SynthHop-v0", "--env-kwargs", '{"num_tasks": 3}']
     argv = ["judge", "--in", str(noisy_trajectories), "--out", out, "--process", "programmatic"]
-    with pytest.raises(SystemExit, match="not among the programmatic judge's 3 tasks"):
-        run_command(judge_command, [*argv, *hop])
-    with pytest.raises(SystemExit, match="--env-kwargs goes with --env"):
-        run_command(judge_command, [*argv, "--env-kwargs", "{}"])
+    refused(swirl(*argv, *hop), "not among the programmatic judge's 3 tasks")
+    refused(swirl(*argv, "--env-kwargs", "{}"), "--env-kwargs goes with --env")

@@ -7,14 +7,9 @@ import json
 import pytest
 
 from swirl_agents.config import load_config
-from swirl_agents.pipeline import (
-    DONE,
-    make_env,
-    run_stage,
-    stage_summary,
-    write_json,
-    write_trajectories,
-)
+from swirl_agents.stages import DONE, make_env, run_stage, stage_summary, write_json
+from swirl_agents.stages.recipe import held_out_env
+from swirl_agents.store import write_trajectories
 from swirl_agents.trajectory import Step, Trajectory
 
 
@@ -70,8 +65,8 @@ def test_write_trajectories_creates_its_folder_and_round_trips(tmp_path):
 
 
 def test_make_env_sizes_generated_envs():
-    family = load_config().families[0]
-    env = make_env(family, "test", 7, 3)
+    family = load_config(None, ["families.0.test_tasks=7"]).families[0]
+    env = held_out_env(family, 3)
     assert len(env.unwrapped.tasks) == 7
     assert all(task.meta["split"] == "test" for task in env.unwrapped.tasks)
 

@@ -300,36 +300,30 @@ def test_hf_policy_rollout_does_not_depend_on_batch_size(tmp_path):
     assert runs[1].trajectories[0].policy["temperature"] == 1.0
 
 
-def run_generate(*argv: str) -> int:
-    import argparse
-
-    from swirl_agents.commands import generate
-
-    parser = argparse.ArgumentParser()
-    generate.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["generate", *argv])
-    return args.run(args)
-
-
-def test_generate_command_writes_a_store_and_a_rerun_adds_only_missing_episodes(tmp_path, capsys):
+def test_generate_command_writes_a_store_and_a_rerun_adds_only_missing_episodes(tmp_path, swirl):
     out = tmp_path / "run" / "trajectories.jsonl"
-    common = ["--env", "swirl/SynthMath-v0", "--env-kwargs", '{"num_tasks": 10}', "--split", "test"]
-    common += ["--policy", "noisy-oracle", "--noise", "0.5", "--num-tasks", "4", "--out", str(out)]
-    assert run_generate(*common, "--samples", "2", "--no-progress") == 0
-    assert "8 episodes (0 already stored)" in capsys.readouterr().out
-    assert run_generate(*common, "--samples", "3", "--no-progress") == 0
-    assert "4 episodes (8 already stored)" in capsys.readouterr().out
+    common = ["generate", "--env", "swirl/SynthMath-v0", "--env-kwargs", '{"num_tasks": 10}']
+    common += ["--split", "test", "--policy", "noisy-oracle", "--noise", "0.5", "--num-tasks", "4"]
+    common += ["--out", str(out)]
+    first = swirl(*common, "--samples", "2", "--no-progress")
+    assert first.code == 0 and "8 episodes (0 already stored)" in first.out
+    second = swirl(*common, "--samples", "3", "--no-progress")
+    assert second.code == 0 and "4 episodes (8 already stored)" in second.out
     stored = list(load_trajectories(out))
     assert len({t.key for t in stored}) == 12
     assert all(t.env_kwargs == {"num_tasks": 10, "split": "test"} for t in stored)
     assert stored[0].policy == {"name": "noisy-oracle", "p": 0.5}
 
 
-def test_generate_command_reports_bad_arguments_clearly(tmp_path):
+def test_generate_command_reports_bad_arguments_clearly(tmp_path, swirl):
     out = str(tmp_path / "t.jsonl")
-    with pytest.raises(SystemExit, match="unknown policy 'gpt'"):
-        run_generate("--env", "swirl/SynthMath-v0", "--policy", "gpt", "--out", out)
-    with pytest.raises(SystemExit, match="split must be one of"):
-        run_generate(
-            "--env", "swirl/SynthMath-v0", "--split", "val", "--policy", "oracle", "--out", out
-        )
+    cases = [
+        (["--policy", "gpt"], "unknown policy 'gpt'"),
+        (["--split", "val", "--policy", "oracle"], "split must be one of"),
+        (["--env-kwargs", '{"colour": 1}', "--policy", "oracle"], "colour"),
+    ]
+    for extra, message in cases:
+        run = swirl("generate", "--env", "swirl/SynthMath-v0", *extra, "--out", out)
+        assert run.code == 2 and message in run.err and run.err.startswith("swirl generate: ")
+        assert run.err.count("\n") == 1  # one line, no traceback
+    assert not Path(out).exists()

@@ -354,5 +354,5 @@ def test_cli_flags_are_the_config_fields_with_their_docstrings_as_help():
     assert config_from_args(parser.parse_args(["train"])) == TrainConfig()
     help_text = parser._subparsers._group_actions[0].choices["train"].format_help()
     assert "Online: actions sampled per state" in help_text
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="objective must be one of"):
         config_from_args(parser.parse_args("train --objective ppo".split()))

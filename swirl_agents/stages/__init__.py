@@ -1,0 +1,43 @@
+"""The stage layer: the one implementation of every SWiRL stage.
+
+::
+
+    make_env -> generate -> judge -> filter -> train -> evaluate
+
+Each stage is a function here; the ``swirl`` subcommands parse arguments and call
+one of them, and ``swirl demo``, ``benchmarks/*.py`` and ``examples/`` sequence them.
+A stage reads and writes files with stable schemas (trajectory JSONL, judged JSONL,
+a ``from_pretrained`` checkpoint folder, a JSON report) and resumes after a kill
+without losing or repeating work. ``run_stage`` adds a completion marker on top, for
+recipes that chain several stages.
+
+Errors a user can fix (a missing file, an unknown env id, bad settings) are raised
+as ``StageError`` with a one-line message; the CLI prints it and exits non-zero.
+"""
+
+from swirl_agents.stages.envs import make_env
+from swirl_agents.stages.errors import StageError
+from swirl_agents.stages.evaluate import evaluate, model_policy, score_episodes
+from swirl_agents.stages.filter import filter_file
+from swirl_agents.stages.generate import close_policy, generate
+from swirl_agents.stages.judge import JudgeSettings, judge
+from swirl_agents.stages.markers import DONE, run_stage, stage_summary, write_json
+from swirl_agents.stages.train import train
+
+__all__ = [
+    "DONE",
+    "JudgeSettings",
+    "StageError",
+    "close_policy",
+    "evaluate",
+    "filter_file",
+    "generate",
+    "judge",
+    "make_env",
+    "model_policy",
+    "run_stage",
+    "score_episodes",
+    "stage_summary",
+    "train",
+    "write_json",
+]

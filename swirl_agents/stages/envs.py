@@ -1,0 +1,52 @@
+"""``make_env``: the one way every stage, command and script builds an env from its id."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from swirl_agents.stages.errors import StageError
+
+
+def make_env(
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    *,
+    split: str | None = None,
+    num_tasks: int | None = None,
+    seed: int | None = None,
+):
+    """The env ``env_id`` with ``env_kwargs``, for one split and size.
+
+    A generated env (one whose constructor takes ``num_tasks``) makes ``num_tasks``
+    questions from ``seed``; a data env (``data_path=``) loads its split, and the
+    stages use its first ``num_tasks``. So one call works for every registered id.
+
+    Raises:
+        StageError: Unknown id, a setting the env does not take, or data it cannot load
+            (the loader's message: which file, which line, where to get it).
+    """
+    import gymnasium as gym
+
+    import swirl_envs  # noqa: F401  (registers the env ids)
+
+    kwargs = dict(env_kwargs or {})
+    if split is not None:
+        kwargs["split"] = split
+    try:
+        entry = gym.spec(env_id).entry_point
+        cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        if "num_tasks" in inspect.signature(cls).parameters:
+            if num_tasks is not None:
+                kwargs.setdefault("num_tasks", num_tasks)
+            if seed is not None:
+                kwargs.setdefault("seed", seed)
+        return gym.make(env_id, **kwargs)
+    except (gym.error.Error, TypeError, ValueError, OSError) as error:
+        settings = f" with {kwargs}" if kwargs else ""
+        raise StageError(f"cannot make env {env_id!r}{settings}: {_one_line(error)}") from error
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,7 @@
+"""The error a user can fix: the CLI prints its one line and exits 2, never a traceback."""
+
+from __future__ import annotations
+
+
+class StageError(ValueError):
+    """Bad input to a stage: a missing or corrupt file, an unknown env id, wrong settings."""
