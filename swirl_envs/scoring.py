@@ -18,11 +18,17 @@ Scorer = Callable[[str, Sequence[str]], Scores]
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
 _SPECIAL = {"yes", "no", "noanswer"}
-# A number: optional sign, digits with optional thousands commas, optional decimals,
-# optional short exponent, optional "/denominator". Exponents are capped at 3 digits
-# so that "1e999999999" cannot build a huge integer.
+# What a model writes for "minus": the ASCII hyphen-minus, the minus sign U+2212, the en
+# dash U+2013 (typeset text uses it for minus), and the small and fullwidth hyphen-minus.
+_MINUS = "-\u2212\u2013\ufe63\uff0d"
+# A number: an optional sign (then an optional currency symbol, as in "-$10"), digits with
+# optional thousands commas, optional decimals, optional short exponent, optional
+# "/denominator". A dash counts as a sign only where it cannot be a binary minus or a
+# range, i.e. not right after a letter, digit or point ("10-4", "2019–2020" end in 4 and
+# 2020). Exponents are capped at 3 digits so that "1e999999999" cannot build a huge integer.
 _NUMBER = re.compile(
-    r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d{1,3})?(?:\s*/\s*\d+)?"
+    rf"(?:(?<![\w.])(?P<sign>[+{re.escape(_MINUS)}])[$€£¥₹]?)?"
+    r"(?P<magnitude>(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d{1,3})?(?:\s*/\s*\d+)?)"
 )
 _MAX_NUMBER_CHARS = 64
 
@@ -60,16 +66,17 @@ def qa_scores(prediction: str, answers: Sequence[str]) -> Scores:
 
 
 def parse_number(text: str) -> Fraction | None:
-    """Read the number an answer states: "$1,000", "1000.00", "1e3", "3/4", "18 dollars".
+    """Read the number an answer states: "$1,000", "1000.00", "1e3", "3/4", "-$10", "−10".
 
-    The whole text is tried first (after dropping currency signs, percent signs and
-    commas between digits); otherwise the last number in the text is used, as GSM8K
-    evaluations do.
+    The last number in the text is used, as GSM8K evaluations do ("18 dollars" is 18);
+    currency symbols, percent signs and thousands commas are ignored.
     """
-    candidates = [m.group(0) for m in _NUMBER.finditer(text) if re.search(r"\d", m.group(0))]
-    if not candidates:
+    matches = [m for m in _NUMBER.finditer(text) if re.search(r"\d", m.group("magnitude"))]
+    if not matches:
         return None
-    value = candidates[-1].replace(",", "").replace(" ", "")
+    last = matches[-1]
+    sign = "-" if last.group("sign") and last.group("sign") in _MINUS else ""
+    value = sign + last.group("magnitude").replace(",", "").replace(" ", "")
     if len(value) > _MAX_NUMBER_CHARS:
         return None
     try:
@@ -79,12 +86,19 @@ def parse_number(text: str) -> Fraction | None:
 
 
 def numbers_equal(prediction: str, gold: str, rel_tol: float = 1e-6) -> bool:
-    """True when both texts state the same number (exactly, or within ``rel_tol`` for decimals)."""
+    """True when both texts state the same number.
+
+    Integers must be equal: a relative tolerance would accept 1,450,001 for 1,450,000.
+    Only when neither number is an integer may they differ by ``rel_tol`` (relative), so
+    that a rounded decimal such as 0.3333333 matches 1/3.
+    """
     a, b = parse_number(prediction), parse_number(gold)
     if a is None or b is None:
         return False
     if a == b:
         return True
+    if a.denominator == 1 or b.denominator == 1:
+        return False
     return abs(a - b) <= rel_tol * max(abs(a), abs(b))
 
 

@@ -131,6 +131,37 @@ def test_gsm8k_env_rewards_numeric_equality_and_reports_exact_match(tmp_path):
     assert reward == 0.0
 
 
+def test_gsm8k_integers_must_be_equal_and_negative_answers_read_as_negative(tmp_path):
+    records = [
+        {
+            "question": "A city had 1,449,999 people; one more moved in. How many now?",
+            "answer": "1449999+1 = <<1449999+1=1450000>>1450000\n#### 1,450,000",
+        },
+        {
+            "question": "Ann had $5 and spent $15. Her balance?",
+            "answer": "<<5-15=-10>>-10\n#### -10",
+        },
+    ]
+    env = GSM8KEnv(write_gsm8k(tmp_path, records))
+    for index, answer, expected in [
+        (0, "1,450,001", 0.0),
+        (0, "1449999", 0.0),
+        (0, "$1,450,000", 1.0),
+        (1, "-$10", 1.0),
+        (1, "\u221210", 1.0),
+        (1, "$10", 0.0),
+    ]:
+        ((reward, _),) = play(env, index, [f"<answer>{answer}</answer>"])
+        assert reward == expected, answer
+
+
+def test_gsm8k_annotation_off_by_one_on_a_large_integer_is_not_reproduced(tmp_path):
+    records = [{"question": "q", "answer": "<<1449999+2=1450000>>1450000\n#### 1450000"}]
+    (task,) = load_gsm8k(write_gsm8k(tmp_path, records), calculator=Calculator())
+    assert task.gold_path == ("<answer>1450000</answer>",)
+    assert "gives '1450001'" in task.meta["gold_path_issue"]
+
+
 # HotPotQA
 
 

@@ -18,6 +18,22 @@ NUMERIC_CASES = [
     ("eighteen", "18", False),
     ("0.3333333", "1/3", True),
     ("0.33", "1/3", False),
+    # Integers are equal or not: no relative tolerance near a large gold.
+    ("1,450,001", "1,450,000", False),
+    ("1450001", "1450000", False),
+    ("1450000.00", "1,450,000", True),
+    ("1450000.5", "1450000", False),
+    ("-1450001", "-1450000", False),
+    # A minus sign before a currency symbol, and Unicode minus signs, make a negative number.
+    ("-$10", "-10", True),
+    ("-$10", "10", False),
+    ("The answer is -$1,200.50.", "-1200.5", True),
+    ("\u221210", "-10", True),
+    ("\u221210", "10", False),
+    ("\u2013 nope, \u20137", "-7", True),
+    # A dash right after a digit is a binary minus or a range, not a sign.
+    ("10-4", "4", True),
+    ("from 2019\u20132020", "2020", True),
 ]
 
 
