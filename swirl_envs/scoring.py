@@ -1,4 +1,4 @@
-"""Answer scoring: QA exact match / F1 (official SQuAD/HotPotQA normalisation) and numeric equality.
+"""Answer scoring: QA exact match / F1 (HotPotQA's or SQuAD's official rules) and numeric equality.
 
 Each scorer returns a dict of metrics whose ``"score"`` key is the task's headline
 metric (the env's reward); the others go into ``info``.
@@ -14,6 +14,7 @@ from fractions import Fraction
 
 Scores = dict[str, float]
 Scorer = Callable[[str, Sequence[str]], Scores]
+F1Rule = Callable[[str, str], tuple[float, float, float]]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
@@ -42,13 +43,32 @@ def normalize_answer(text: str) -> str:
 
 
 def f1_precision_recall(prediction: str, gold: str) -> tuple[float, float, float]:
-    """Token F1, precision and recall after normalisation, as the HotPotQA script computes them."""
+    """Token F1, precision and recall after normalisation, as the HotPotQA script computes them.
+
+    HotPotQA's rule: a yes/no/noanswer prediction or gold gets 0 unless the two are equal.
+    """
     pred, ref = normalize_answer(prediction), normalize_answer(gold)
     if (pred in _SPECIAL or ref in _SPECIAL) and pred != ref:
         return 0.0, 0.0, 0.0
-    pred_tokens, ref_tokens = pred.split(), ref.split()
-    common = Counter(pred_tokens) & Counter(ref_tokens)
-    overlap = sum(common.values())
+    return _token_f1(pred.split(), ref.split())
+
+
+def squad_f1_precision_recall(prediction: str, gold: str) -> tuple[float, float, float]:
+    """Token F1, precision and recall as SQuAD's script (and MuSiQue's ``metrics/answer.py``) does.
+
+    No yes/no rule: "yes it is" shares a token with "yes". Two answers that normalise
+    to nothing agree (1), as in SQuAD's no-answer case.
+    """
+    pred_tokens, ref_tokens = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not pred_tokens or not ref_tokens:
+        agree = float(pred_tokens == ref_tokens)
+        return agree, agree, agree
+    return _token_f1(pred_tokens, ref_tokens)
+
+
+def _token_f1(pred_tokens: list[str], ref_tokens: list[str]) -> tuple[float, float, float]:
+    """F1, precision and recall of the tokens two answers share."""
+    overlap = sum((Counter(pred_tokens) & Counter(ref_tokens)).values())
     if overlap == 0:
         return 0.0, 0.0, 0.0
     precision = overlap / len(pred_tokens)
@@ -56,13 +76,27 @@ def f1_precision_recall(prediction: str, gold: str) -> tuple[float, float, float
     return 2 * precision * recall / (precision + recall), precision, recall
 
 
-def qa_scores(prediction: str, answers: Sequence[str]) -> Scores:
-    """Exact match (the score), F1, precision and recall, each the best over ``answers``."""
+def _best_qa_scores(prediction: str, answers: Sequence[str], f1_rule: F1Rule) -> Scores:
+    """EM (the score) and ``f1_rule``'s F1, precision and recall, each the best over ``answers``."""
     if not answers:
         return {"score": 0.0, "em": 0.0, "f1": 0.0, "precision": 0.0, "recall": 0.0}
     em = max(float(normalize_answer(prediction) == normalize_answer(a)) for a in answers)
-    f1, precision, recall = max(f1_precision_recall(prediction, a) for a in answers)
+    f1, precision, recall = max(f1_rule(prediction, a) for a in answers)
     return {"score": em, "em": em, "f1": f1, "precision": precision, "recall": recall}
+
+
+def qa_scores(prediction: str, answers: Sequence[str]) -> Scores:
+    """EM (the score), F1, precision and recall under HotPotQA's rules, best over ``answers``."""
+    return _best_qa_scores(prediction, answers, f1_precision_recall)
+
+
+def squad_qa_scores(prediction: str, answers: Sequence[str]) -> Scores:
+    """EM (the score), F1, precision and recall under SQuAD's rules, best over ``answers``.
+
+    MuSiQue's official metric (``metrics/answer.py`` in StonyBrookNLP/musique) is this one:
+    the same EM, and F1 without HotPotQA's yes/no rule, the best over answer and aliases.
+    """
+    return _best_qa_scores(prediction, answers, squad_f1_precision_recall)
 
 
 def parse_number(text: str) -> Fraction | None:

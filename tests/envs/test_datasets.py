@@ -302,6 +302,42 @@ def test_musique_aliases_count_as_correct(tmp_path):
     assert reward == 1.0 and info["answerable"] == 1.0 and info["predicted_answerable"] == 1.0
 
 
+# F1 as each dataset's official script computes it: HotPotQA's rule (a yes/no gold or
+# prediction gets 0 unless both are equal) for HotPotQA and the scripts that copy it
+# (BeerQA's eval_beerqa.py; CofCA is read as HotPotQA), SQuAD's for MuSiQue (its
+# metrics/answer.py has no yes/no case, and two empty answers agree).
+@pytest.mark.parametrize(
+    ("name", "prediction", "gold", "em", "f1"),
+    [
+        ("musique", "yes it is", ("yes",), 0.0, 0.5),
+        ("musique", "no", ("yes",), 0.0, 0.0),
+        ("musique", "eighty years", ("80", "eighty"), 0.0, 2 / 3),
+        ("musique", "the", ("a",), 1.0, 1.0),
+        ("musique-full", "yes it is", ("yes",), 0.0, 0.5),
+        ("hotpotqa", "yes it is", ("yes",), 0.0, 0.0),
+        ("hotpotqa", "the", ("a",), 1.0, 0.0),
+        ("beerqa", "yes it is", ("yes",), 0.0, 0.0),
+        ("cofca", "yes it is", ("yes",), 0.0, 0.0),
+    ],
+)
+def test_f1_follows_each_datasets_official_script(name, prediction, gold, em, f1, tmp_path):
+    env = qa_env(name, tmp_path)
+    scores = env.score_answer(Task(id="t", question="q", answers=gold), prediction)
+    assert scores["f1"] == pytest.approx(f1)
+    assert scores["em"] == scores["score"] == em
+
+
+def test_musique_episode_reports_partial_f1_for_a_yes_answer_with_more_words(tmp_path):
+    env = qa_env("musique", tmp_path)
+    env.tasks[0] = Task(
+        id="yes", question="Is it?", answers=("yes",), passages=env.tasks[0].passages
+    )
+    ((reward, info),) = play(env, 0, ["<answer>yes it is</answer>"])
+    assert reward == 0.0 and info["em"] == 0.0
+    assert info["f1"] == pytest.approx(0.5)
+    assert info["precision"] == pytest.approx(1 / 3) and info["recall"] == 1.0
+
+
 def test_musique_full_unanswerable_question_is_right_only_when_the_agent_says_so(tmp_path):
     env = qa_env("musique-full", tmp_path)
     index = next(i for i, task in enumerate(env.tasks) if not task.answerable)
