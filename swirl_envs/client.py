@@ -52,7 +52,9 @@ class RemoteEnv(gym.Env[Any, Any]):
         tool_schemas: The env's OpenAI function schemas, as the server published them.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    # Gymnasium's checker wants render_fps for any render mode; text has no frame rate,
+    # so this is SwirlEnv's nominal 1.
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,

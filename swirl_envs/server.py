@@ -13,12 +13,14 @@ client opens its own session (one env instance) and plays it with JSON requests:
                                    -> {"observation", "reward", "terminated", "truncated", "info"}
     DELETE /sessions/{id}          -> {"closed": true}
 
-Every refusal is a 4xx whose JSON ``detail`` says what was wrong: malformed JSON or a
-wrong type (422), an unknown env or a kwarg outside the allowlist (400), a body over
+Every refusal is a 4xx or 5xx whose JSON ``detail`` says what was wrong: malformed JSON
+or a wrong type (422), an unknown env or a kwarg outside the allowlist (400), a body over
 the size limit (413, checked on ``Content-Length`` and on the bytes actually read),
 an unknown or expired session (404), a step before reset or after the episode ended,
 or a second request on a session while one is in progress (409), too many sessions
-(503). Session ids come from ``secrets.token_urlsafe``: a client can only act on a
+(503), an env that failed (500). A ``detail`` quotes at most ``MAX_QUOTED_CHARS`` of
+any value the client sent, so a refusal stays short whatever the request held.
+Session ids come from ``secrets.token_urlsafe``: a client can only act on a
 session whose id it was given. Idle sessions expire. Env calls run in a thread pool,
 so a slow step does not hold up other sessions.
 
@@ -52,6 +54,8 @@ try:
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field
     from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import Headers
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 except ImportError as error:  # pragma: no cover - depends on the install
     raise ImportError(
         "swirl_envs.server needs FastAPI: pip install 'swirl-gym[server]'."
@@ -60,6 +64,11 @@ except ImportError as error:  # pragma: no cover - depends on the install
 logger = logging.getLogger(__name__)
 
 JsonScalar = str | int | float | bool | None
+
+MAX_QUOTED_CHARS = 100
+"""The most characters of one client-sent value that a refusal's ``detail`` quotes."""
+MAX_DETAIL_CHARS = 500
+"""The most characters of an env's error message (which may quote client values) shown."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +174,7 @@ class Sessions:
             pooled = self._pool.get(key)
             env = pooled.pop() if pooled else await run_in_threadpool(gym.make, env_id, **arguments)
         except (ValueError, TypeError, gym.error.Error) as error:
-            raise HTTPException(400, f"Could not make {env_id}: {_clip(error)}") from error
+            raise HTTPException(400, f"Could not make {env_id}: {_error_text(error)}") from error
         finally:
             self._opening -= 1
         session_id = secrets.token_urlsafe(32)
@@ -240,18 +249,23 @@ def create_app(config: ServerConfig) -> FastAPI:
             expiry.cancel()
             await sessions.shutdown()
 
-    app = FastAPI(title="swirl env server", lifespan=lifespan, max_body_size=config.max_body_bytes)
+    app = FastAPI(title="swirl env server", lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.state.sessions = sessions
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Any, error: RequestValidationError) -> JSONResponse:
-        # One readable line per problem, without echoing the (possibly huge) input back.
+        # One readable line per problem, without echoing the (possibly huge) input back:
+        # a location names the client's keys, so each part, and each line, is clipped.
         problems = [
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            + (f" ({problem['ctx']['error']})" if problem["type"] == "json_invalid" else "")
+            _clip(
+                f"{'.'.join(_clip(str(part)) for part in problem['loc'])}: {problem['msg']}"
+                + (f" ({problem['ctx']['error']})" if problem["type"] == "json_invalid" else ""),
+                2 * MAX_QUOTED_CHARS,
+            )
             for problem in error.errors()
         ]
-        return JSONResponse({"detail": "; ".join(problems)[:1000]}, status_code=422)
+        return JSONResponse({"detail": _listed(problems, "; ")}, status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Any, error: Exception) -> JSONResponse:
@@ -276,13 +290,14 @@ def create_app(config: ServerConfig) -> FastAPI:
         env_id = body.env_id or config.env_ids[0]
         if env_id not in config.env_ids:
             raise HTTPException(
-                400, f"Unknown env {env_id!r}; this server serves {list(config.env_ids)}."
+                400, f"Unknown env {_quote(env_id)}; this server serves {list(config.env_ids)}."
             )
         refused = sorted(set(body.kwargs) - config.allowed_kwargs)
         if refused:
             allowed = sorted(config.allowed_kwargs)
+            names = _listed([_quote(name) for name in refused], ", ")
             raise HTTPException(
-                400, f"Env arguments {refused} are not allowed; allowed: {allowed}."
+                400, f"Env arguments [{names}] are not allowed; allowed: {allowed}."
             )
         session_id, session = await sessions.create(env_id, body.kwargs)
         return {
@@ -303,7 +318,9 @@ def create_app(config: ServerConfig) -> FastAPI:
                     session.env.reset, seed=body.seed, options=body.options
                 )
             except (ValueError, TypeError, KeyError) as error:
-                raise HTTPException(400, f"The env refused to reset: {_clip(error)}") from error
+                raise HTTPException(
+                    400, f"The env refused to reset: {_error_text(error)}"
+                ) from error
             session.needs_reset = False
             return {"observation": to_jsonable(observation), "info": to_jsonable(info)}
 
@@ -423,5 +440,69 @@ async def _close_env(env: gym.Env) -> None:
         logger.exception("Closing an env failed.")
 
 
-def _clip(error: BaseException, limit: int = 500) -> str:
-    return str(error)[:limit]
+class BodyLimit:
+    """Refuse a request body over ``max_bytes`` with a JSON 413, declared or streamed.
+
+    Starlette's own limit answers an oversized ``Content-Length`` in plain text, while
+    clients read ``detail`` from every refusal. A declared length is refused before any
+    byte is read; a body without one (chunked) is counted as the route reads it.
+
+    Args:
+        app: The ASGI app to guard.
+        max_bytes: The largest body accepted.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.detail = f"The request body exceeds the server's limit of {max_bytes} bytes."
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if _exceeds(declared, self.max_bytes):
+            await JSONResponse({"detail": self.detail}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, self.detail)  # the app's handler answers in JSON
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _exceeds(declared: str, limit: int) -> bool:
+    """Whether a ``Content-Length`` is a number over ``limit``, without converting a huge one."""
+    if not (declared.isascii() and declared.isdigit()):
+        return False  # absent or malformed: the HTTP parser refuses malformed ones itself
+    digits = declared.lstrip("0")
+    return len(digits) > len(str(limit)) or int(digits or "0") > limit
+
+
+def _clip(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, with "..." saying that it was cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _quote(value: object) -> str:
+    """A client-sent value for a message: its ``repr``, clipped."""
+    return _clip(repr(value))
+
+
+def _listed(items: list[str], separator: str, most: int = 5) -> str:
+    """The first ``most`` items joined, then how many more there are."""
+    shown = separator.join(items[:most])
+    return shown + (f"{separator}and {len(items) - most} more" if len(items) > most else "")
+
+
+def _error_text(error: BaseException) -> str:
+    """An env's error message for a refusal; it may quote client values, so it is clipped."""
+    return _clip(str(error), MAX_DETAIL_CHARS)

@@ -48,7 +48,7 @@ from swirl_envs.tools.base import Tool
 from swirl_envs.tools.calculator import CalculationError, Calculator, CalculatorLimits, evaluate
 
 ProcessRule = Literal["gold_path", "arithmetic"]
-RULE_VERSION = 1
+RULE_VERSION = 2
 """Bumped whenever a rule changes, so cached programmatic verdicts are not reused."""
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")

@@ -34,7 +34,7 @@ import os
 import re
 from typing import Any
 
-from swirl_envs.scoring import Scores, normalize_answer
+from swirl_envs.scoring import Scores, normalize_answer, squad_qa_scores
 from swirl_envs.tasks.base import Passage, Task
 from swirl_envs.tasks.fields import as_object, field, optional_field, string_list
 from swirl_envs.tasks.files import DatasetFiles, HubDataset, OnError, RecordError, load_tasks
@@ -203,7 +203,9 @@ def is_unanswerable_claim(prediction: str) -> bool:
 class MuSiQueEnv(SearchQAEnv):
     """``swirl/MuSiQue-v0``: MuSiQue questions with the search tool; reward = exact match.
 
-    Aliases count as correct. With ``variant="full"``, an unanswerable question is
+    Aliases count as correct. EM and F1 are those of MuSiQue's official
+    ``metrics/answer.py`` (SQuAD's rules: F1 has no yes/no special case), the best over
+    the answer and its aliases. With ``variant="full"``, an unanswerable question is
     answered correctly only by ``<answer>unanswerable</answer>``; ``info`` carries
     ``answerable`` (the dataset's flag) and, on the answer, ``predicted_answerable``.
 
@@ -214,6 +216,8 @@ class MuSiQueEnv(SearchQAEnv):
     """
 
     default_split = "dev"
+    # MuSiQue's own metrics/answer.py: SQuAD's F1, without HotPotQA's yes/no rule.
+    metric = staticmethod(squad_qa_scores)
 
     def __init__(
         self,

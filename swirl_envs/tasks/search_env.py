@@ -2,7 +2,8 @@
 
 A dataset module subclasses ``SearchQAEnv`` with its loader and default split;
 everything else (the search tool and its corpus, the prompt, EM scoring, the
-judge hook, the step budget) is the same for all four.
+judge hook, the step budget) is the same for all four; a dataset whose official
+script computes F1 differently sets ``metric`` (MuSiQue does).
 
 A gold path searches for each supporting passage and then answers. Its query for
 a passage is the passage's title (the search tool ranks an exact title first)
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 
 from swirl_envs.env import AnswerJudge, SwirlEnv
 from swirl_envs.prompts import SEARCH_PROMPT
-from swirl_envs.scoring import qa_scores
+from swirl_envs.scoring import Scorer, qa_scores
 from swirl_envs.tasks.base import Passage, Task
 from swirl_envs.tasks.fields import answer_action, search_action
 from swirl_envs.tasks.files import OnError
@@ -51,6 +52,8 @@ class SearchQAEnv(SwirlEnv):
     """
 
     default_split: ClassVar[str]
+    metric: ClassVar[Scorer] = staticmethod(qa_scores)
+    """The dataset's official EM/F1; HotPotQA's rules unless the dataset's own script differs."""
 
     def __init__(
         self,
@@ -74,7 +77,7 @@ class SearchQAEnv(SwirlEnv):
             [make_search_tool(search, tasks, k=k, max_chars=max_chars)],
             system_prompt=SEARCH_PROMPT if system_prompt is None else system_prompt,
             max_steps=max_steps,
-            scorer=qa_scores,
+            scorer=self.metric,
             judge=judge,
             render_mode=render_mode,
             **kwargs,

@@ -131,6 +131,37 @@ def test_gsm8k_env_rewards_numeric_equality_and_reports_exact_match(tmp_path):
     assert reward == 0.0
 
 
+def test_gsm8k_integers_must_be_equal_and_negative_answers_read_as_negative(tmp_path):
+    records = [
+        {
+            "question": "A city had 1,449,999 people; one more moved in. How many now?",
+            "answer": "1449999+1 = <<1449999+1=1450000>>1450000\n#### 1,450,000",
+        },
+        {
+            "question": "Ann had $5 and spent $15. Her balance?",
+            "answer": "<<5-15=-10>>-10\n#### -10",
+        },
+    ]
+    env = GSM8KEnv(write_gsm8k(tmp_path, records))
+    for index, answer, expected in [
+        (0, "1,450,001", 0.0),
+        (0, "1449999", 0.0),
+        (0, "$1,450,000", 1.0),
+        (1, "-$10", 1.0),
+        (1, "\u221210", 1.0),
+        (1, "$10", 0.0),
+    ]:
+        ((reward, _),) = play(env, index, [f"<answer>{answer}</answer>"])
+        assert reward == expected, answer
+
+
+def test_gsm8k_annotation_off_by_one_on_a_large_integer_is_not_reproduced(tmp_path):
+    records = [{"question": "q", "answer": "<<1449999+2=1450000>>1450000\n#### 1450000"}]
+    (task,) = load_gsm8k(write_gsm8k(tmp_path, records), calculator=Calculator())
+    assert task.gold_path == ("<answer>1450000</answer>",)
+    assert "gives '1450001'" in task.meta["gold_path_issue"]
+
+
 # HotPotQA
 
 
@@ -269,6 +300,42 @@ def test_musique_aliases_count_as_correct(tmp_path):
     env = qa_env("musique", tmp_path)
     ((reward, info),) = play(env, 0, ["<answer>Eighty</answer>"])
     assert reward == 1.0 and info["answerable"] == 1.0 and info["predicted_answerable"] == 1.0
+
+
+# F1 as each dataset's official script computes it: HotPotQA's rule (a yes/no gold or
+# prediction gets 0 unless both are equal) for HotPotQA and the scripts that copy it
+# (BeerQA's eval_beerqa.py; CofCA is read as HotPotQA), SQuAD's for MuSiQue (its
+# metrics/answer.py has no yes/no case, and two empty answers agree).
+@pytest.mark.parametrize(
+    ("name", "prediction", "gold", "em", "f1"),
+    [
+        ("musique", "yes it is", ("yes",), 0.0, 0.5),
+        ("musique", "no", ("yes",), 0.0, 0.0),
+        ("musique", "eighty years", ("80", "eighty"), 0.0, 2 / 3),
+        ("musique", "the", ("a",), 1.0, 1.0),
+        ("musique-full", "yes it is", ("yes",), 0.0, 0.5),
+        ("hotpotqa", "yes it is", ("yes",), 0.0, 0.0),
+        ("hotpotqa", "the", ("a",), 1.0, 0.0),
+        ("beerqa", "yes it is", ("yes",), 0.0, 0.0),
+        ("cofca", "yes it is", ("yes",), 0.0, 0.0),
+    ],
+)
+def test_f1_follows_each_datasets_official_script(name, prediction, gold, em, f1, tmp_path):
+    env = qa_env(name, tmp_path)
+    scores = env.score_answer(Task(id="t", question="q", answers=gold), prediction)
+    assert scores["f1"] == pytest.approx(f1)
+    assert scores["em"] == scores["score"] == em
+
+
+def test_musique_episode_reports_partial_f1_for_a_yes_answer_with_more_words(tmp_path):
+    env = qa_env("musique", tmp_path)
+    env.tasks[0] = Task(
+        id="yes", question="Is it?", answers=("yes",), passages=env.tasks[0].passages
+    )
+    ((reward, info),) = play(env, 0, ["<answer>yes it is</answer>"])
+    assert reward == 0.0 and info["em"] == 0.0
+    assert info["f1"] == pytest.approx(0.5)
+    assert info["precision"] == pytest.approx(1 / 3) and info["recall"] == 1.0
 
 
 def test_musique_full_unanswerable_question_is_right_only_when_the_agent_says_so(tmp_path):

@@ -14,6 +14,8 @@ from tests.envs.dataset_fixtures import dataset_env_kwargs
 
 ENV_IDS = sorted(swirl_envs.ENV_IDS)
 GENERATED = ["swirl/SynthMath-v0", "swirl/SynthHop-v0"]
+REMOTE = "swirl/Remote-v0"
+REGISTERED = sorted(env_id for env_id in gym.registry if env_id.startswith("swirl/"))
 
 
 def make(env_id, tmp_path, **kwargs):
@@ -33,13 +35,32 @@ def rollout(env, seed, actions):
     return record
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_check_env_passes_without_warnings(env_id, tmp_path):
-    env = make(env_id, tmp_path)
+@pytest.fixture(scope="module")
+def served_url():
+    """The url of a loopback ``swirl serve`` of SynthMath, for ``swirl/Remote-v0`` to play."""
+    from swirl_envs.server import BackgroundServer, ServerConfig, create_app
+
+    with BackgroundServer(create_app(ServerConfig(env_ids=("swirl/SynthMath-v0",)))) as server:
+        yield server.url
+
+
+def test_every_env_id_and_the_remote_one_are_registered():
+    assert set(REGISTERED) == {*ENV_IDS, REMOTE}
+
+
+@pytest.mark.parametrize("env_id", REGISTERED)
+def test_check_env_passes_without_warnings(env_id, tmp_path, request):
+    if env_id == REMOTE:
+        kwargs = {"url": request.getfixturevalue("served_url")}
+    else:
+        kwargs = dataset_env_kwargs(env_id, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(env.unwrapped)
-    env.close()
+        env = gym.make(env_id, **kwargs)
+        try:
+            check_env(env.unwrapped)  # also makes one env per render mode, and closes twice
+        finally:
+            env.close()
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

@@ -1,6 +1,12 @@
 import pytest
 
-from swirl_envs.scoring import math_scores, numbers_equal, parse_number, qa_scores
+from swirl_envs.scoring import (
+    math_scores,
+    numbers_equal,
+    parse_number,
+    qa_scores,
+    squad_qa_scores,
+)
 
 NUMERIC_CASES = [
     ("$1,000", "1000", True),
@@ -18,6 +24,22 @@ NUMERIC_CASES = [
     ("eighteen", "18", False),
     ("0.3333333", "1/3", True),
     ("0.33", "1/3", False),
+    # Integers are equal or not: no relative tolerance near a large gold.
+    ("1,450,001", "1,450,000", False),
+    ("1450001", "1450000", False),
+    ("1450000.00", "1,450,000", True),
+    ("1450000.5", "1450000", False),
+    ("-1450001", "-1450000", False),
+    # A minus sign before a currency symbol, and Unicode minus signs, make a negative number.
+    ("-$10", "-10", True),
+    ("-$10", "10", False),
+    ("The answer is -$1,200.50.", "-1200.5", True),
+    ("\u221210", "-10", True),
+    ("\u221210", "10", False),
+    ("\u2013 nope, \u20137", "-7", True),
+    # A dash right after a digit is a binary minus or a range, not a sign.
+    ("10-4", "4", True),
+    ("from 2019\u20132020", "2020", True),
 ]
 
 
@@ -47,6 +69,18 @@ def test_qa_scores_take_the_best_alias():
     assert partial["recall"] == pytest.approx(1.0)
 
 
-def test_yes_no_answers_get_no_partial_credit():
+def test_yes_no_answers_get_no_partial_credit_under_hotpotqa_rules():
     assert qa_scores("no", ["yes"])["f1"] == 0.0
     assert qa_scores("yes it is", ["yes"])["f1"] == 0.0
+
+
+def test_squad_rules_give_yes_no_answers_partial_credit_and_keep_em():
+    partial = squad_qa_scores("yes it is", ["yes"])
+    assert partial["em"] == partial["score"] == 0.0
+    assert partial["f1"] == pytest.approx(0.5)
+    assert partial["precision"] == pytest.approx(1 / 3) and partial["recall"] == 1.0
+    assert squad_qa_scores("no", ["yes"])["f1"] == 0.0
+    assert squad_qa_scores("Yes.", ["no", "yes"])["em"] == 1.0
+    # Answers that normalise to nothing agree, as in SQuAD's no-answer case.
+    assert squad_qa_scores("the", ["a"])["f1"] == 1.0
+    assert squad_qa_scores("", ["Paris"])["f1"] == 0.0

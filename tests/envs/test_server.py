@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import socket
 import sys
 import threading
 import time
@@ -169,11 +171,20 @@ def test_malformed_json_is_a_4xx_that_says_so(client):
         assert response.json()["detail"]
 
 
-def test_oversized_bodies_are_refused_whether_declared_or_streamed(client):
+def assert_json_refusal(response: httpx.Response, status: int) -> str:
+    """The refusal's ``detail``, after checking that it is short JSON with that status."""
+    assert response.status_code == status, response.text[:200]
+    assert response.headers["content-type"] == "application/json"
+    assert len(response.content) < 1000, response.text[:200]
+    return response.json()["detail"]
+
+
+def test_oversized_bodies_are_refused_in_json_whether_declared_or_streamed(client):
     session = open_session(client)
     client.post(f"/sessions/{session}/reset", json={})
     big = {"action": "x" * 10_000}
-    assert client.post(f"/sessions/{session}/step", json=big).status_code == 413
+    declared = client.post(f"/sessions/{session}/step", json=big)  # httpx sends Content-Length
+    assert "4096 bytes" in assert_json_refusal(declared, 413)
 
     def chunks():  # no Content-Length: the server must count the bytes it reads
         for _ in range(10):
@@ -182,9 +193,47 @@ def test_oversized_bodies_are_refused_whether_declared_or_streamed(client):
     streamed = client.post(
         f"/sessions/{session}/step", content=chunks(), headers={"content-type": "application/json"}
     )
-    assert streamed.status_code == 413
+    assert "4096 bytes" in assert_json_refusal(streamed, 413)
     ok = client.post(f"/sessions/{session}/step", json={"action": "<answer>alpha</answer>"})
     assert ok.status_code == 200  # the session survived both
+
+
+def test_an_oversized_content_length_is_refused_in_json_before_the_body_is_read(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    request = (
+        b"POST /sessions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000000000\r\n\r\n{}"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)  # 2 of the 10^9 bytes announced: a server that waits hangs
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert b"content-type: application/json" in head.lower()
+    assert "limit of 4096 bytes" in json.loads(body)["detail"]
+
+
+def test_refusals_quote_at_most_a_clipped_piece_of_the_client_input():
+    with BackgroundServer(create_app(config(max_body_bytes=1 << 20))) as running:
+        with httpx.Client(base_url=running.url, timeout=10) as http:
+            huge_id = "swirl/" + "x" * 60_000
+            detail = assert_json_refusal(http.post("/sessions", json={"env_id": huge_id}), 400)
+            assert detail.startswith("Unknown env 'swirl/xxx") and "...;" in detail
+            assert ENV_ID in detail
+            names = {f"name{i}" + "y" * 3000: 1 for i in range(100)}
+            detail = assert_json_refusal(http.post("/sessions", json={"kwargs": names}), 400)
+            assert "name0yyy" in detail and "and 95 more" in detail
+            session = open_session(http)
+            extra = {f"extra{i}" + "k" * 3000: 1 for i in range(50)}
+            step = http.post(f"/sessions/{session}/step", json={"action": "x", **extra})
+            detail = assert_json_refusal(step, 422)
+            assert "extra0kkk" in detail and "and 45 more" in detail
+            http.delete(f"/sessions/{session}")
 
 
 def test_step_before_reset_and_after_the_end_is_a_409(client):
