@@ -1,7 +1,8 @@
 """Every example runs as a user runs it (a subprocess), in its fast mode, and prints its results.
 
 ``sb3_ppo.py`` and ``function_calling.py`` are run by ``tests/envs/test_wrappers.py``
-and ``tests/envs/test_server.py``.
+and ``tests/envs/test_server.py``, ``swirl_offline_minimal.py`` by
+``tests/test_minimal_example.py`` (in-process, against the library's trainer).
 """
 
 from __future__ import annotations
