@@ -20,6 +20,7 @@ from pathlib import Path
 import gymnasium as gym
 
 import swirl_envs  # noqa: F401  (registers the ids)
+from swirl_agents.flags import add_flags, from_flags
 
 
 @dataclass
@@ -60,19 +61,8 @@ def measure(env_id: str, args: Args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", action="append", dest="envs", help="env id (repeatable)")
-    parser.add_argument("--env-kwargs", type=json.loads, default={})
-    parser.add_argument("--episodes", type=int, default=Args.episodes)
-    parser.add_argument("--seed", type=int, default=Args.seed)
-    parser.add_argument("--out", default=Args.out)
-    parsed = parser.parse_args()
-    args = Args(
-        envs=parsed.envs or Args().envs,
-        env_kwargs=parsed.env_kwargs,
-        episodes=parsed.episodes,
-        seed=parsed.seed,
-        out=parsed.out,
-    )
+    add_flags(parser, Args, aliases={"envs": ["--env"]})
+    args = from_flags(Args, parser.parse_args())
     rows = [measure(env_id, args) for env_id in args.envs]
     print(f"{'env':24s} {'steps/s':>10s} {'episodes/s':>11s} {'gold acc':>9s}")
     for row in rows:

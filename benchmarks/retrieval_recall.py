@@ -26,10 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swirl_agents.flags import add_flags, from_flags
 from swirl_envs.actions import ToolCall, parse_action
 from swirl_envs.env import SwirlEnv
 from swirl_envs.tasks.base import Passage, Task
@@ -212,12 +213,8 @@ def format_tables(results: dict[str, Any]) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> Args:
     """Read ``Args`` from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for spec in fields(Args):
-        if spec.name == "ks":
-            parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5])
-        else:
-            parser.add_argument(f"--{spec.name}", default=spec.default)
-    return Args(**vars(parser.parse_args(argv)))
+    add_flags(parser, Args)
+    return from_flags(Args, parser.parse_args(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

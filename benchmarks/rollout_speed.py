@@ -41,6 +41,7 @@ import gymnasium as gym
 import torch
 
 import swirl_envs  # noqa: F401  (registers the ids)
+from swirl_agents.flags import add_flags, from_flags
 from swirl_agents.policies import OraclePolicy, SamplingSettings
 from swirl_agents.policies.hf import HFPolicy
 from swirl_agents.rollout import rollout
@@ -187,18 +188,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Parse arguments, run every batch size, print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    defaults = Args()
-    for name, value in asdict(defaults).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, list):
-            parser.add_argument(flag, type=int, nargs="+", default=value)
-        elif isinstance(value, dict):
-            parser.add_argument(flag, type=json.loads, default=value)
-        elif value is None:
-            parser.add_argument(flag, default=None)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
-    args = Args(**vars(parser.parse_args(argv)))
+    add_flags(parser, Args)
+    args = from_flags(Args, parser.parse_args(argv))
     torch.set_num_threads(args.threads)
     env = gym.make(args.env, **args.env_kwargs)
     with tempfile.TemporaryDirectory() as tmp:

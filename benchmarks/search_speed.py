@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from swirl_agents.flags import add_flags, from_flags
 from swirl_envs.tasks.base import Passage
 from swirl_envs.tools.search import ENGLISH_STOPWORDS, BM25Index, default_tokenizer
 
@@ -310,14 +311,8 @@ def distractor(args: Args, language: Language) -> dict:
 def main() -> None:
     """Run the three measurements, print a table, write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for field in dataclasses.fields(Args):
-        flag = "--" + field.name.replace("_", "-")
-        if field.type == "bool":
-            parser.add_argument(flag, action="store_true")
-        else:
-            kind = {"int": int, "float": float, "str": str}[str(field.type)]
-            parser.add_argument(flag, type=kind, default=field.default)
-    args = Args(**vars(parser.parse_args()))
+    add_flags(parser, Args)
+    args = from_flags(Args, parser.parse_args())
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     language = Language(args.vocabulary, args.zipf, args.zipf_offset, rng)

@@ -32,6 +32,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from swirl_agents.flags import add_flags, from_flags
+
 
 @dataclass
 class LoadArgs:
@@ -251,10 +253,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> LoadArgs:
     """Read ``LoadArgs`` from the command line (each field is a ``--flag``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for field_ in dataclasses.fields(LoadArgs):
-        flag = "--" + field_.name.replace("_", "-")
-        parser.add_argument(flag, type=type(field_.default), default=field_.default)
-    return LoadArgs(**vars(parser.parse_args(argv)))
+    add_flags(parser, LoadArgs)
+    return from_flags(LoadArgs, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

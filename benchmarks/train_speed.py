@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swirl_agents.flags import add_flags, from_flags
+
 VARIANTS = ("one-pass", "separate, grouped", "separate, one batch")
 MODEL_CONFIGS = {
     "small": {
@@ -109,22 +111,11 @@ def main() -> None:
 
 def parse_args() -> Args:
     """``Args`` from the command line (one flag per field)."""
-    from swirl_agents.train.config import field_docs
-
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    docs = field_docs(Args)
-    for item in dataclasses.fields(Args):
-        flag = "--" + item.name.replace("_", "-")
-        default = getattr(Args, item.name)
-        help_text = f"{docs[item.name]} (default: {default})"
-        if isinstance(default, bool):
-            kind = {"action": argparse.BooleanOptionalAction}
-        else:
-            kind = {"type": type(default)}
-        parser.add_argument(flag, default=default, help=help_text, **kind)
-    args = Args(**vars(parser.parse_args()))
+    add_flags(parser, Args)
+    args = from_flags(Args, parser.parse_args())
     if args.model_config not in MODEL_CONFIGS:
         parser.error(f"--model-config must be one of {sorted(MODEL_CONFIGS)}")
     if args.warmup < 1 or args.steps < 1:

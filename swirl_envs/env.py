@@ -54,6 +54,9 @@ class SwirlEnv(gym.Env[str, str]):
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 1}
+    eval_split = "test"
+    """The held-out split that evaluation uses by default (``dev`` where a dataset's test
+    answers are not published)."""
 
     def __init__(
         self,

@@ -35,7 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--env-kwargs", type=json_object, default={}, help="env settings as a JSON object"
     )
-    parser.add_argument("--split", default="test", help="split (default: test)")
+    parser.add_argument(
+        "--split", help="split (default: the env's held-out split: test, or dev for QA data)"
+    )
     parser.add_argument("--num-tasks", type=int, help="questions (default: all of the split)")
     parser.add_argument(
         "--task-seed", type=int, default=1000, help="generated envs: question seed (default 1000)"
@@ -59,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from swirl_agents.stages import evaluate, make_env, model_policy, write_json
+    from swirl_agents.stages.envs import eval_split
 
+    split = args.split or eval_split(args.env)
     env = make_env(
-        args.env, args.env_kwargs, split=args.split, num_tasks=args.num_tasks, seed=args.task_seed
+        args.env, args.env_kwargs, split=split, num_tasks=args.num_tasks, seed=args.task_seed
     )
     out = Path(args.out)
     reports = {}

@@ -6,6 +6,9 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+import gymnasium as gym
+
+import swirl_envs  # noqa: F401  (registers the env ids)
 from swirl_agents.stages.errors import StageError
 
 
@@ -16,7 +19,7 @@ def make_env(
     split: str | None = None,
     num_tasks: int | None = None,
     seed: int | None = None,
-):
+) -> gym.Env:
     """The env ``env_id`` with ``env_kwargs``, for one split and size.
 
     A generated env (one whose constructor takes ``num_tasks``) makes ``num_tasks``
@@ -27,17 +30,11 @@ def make_env(
         StageError: Unknown id, a setting the env does not take, or data it cannot load
             (the loader's message: which file, which line, where to get it).
     """
-    import gymnasium as gym
-
-    import swirl_envs  # noqa: F401  (registers the env ids)
-
     kwargs = dict(env_kwargs or {})
     if split is not None:
         kwargs["split"] = split
     try:
-        entry = gym.spec(env_id).entry_point
-        cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-        if "num_tasks" in inspect.signature(cls).parameters:
+        if "num_tasks" in inspect.signature(_env_class(env_id)).parameters:
             if num_tasks is not None:
                 kwargs.setdefault("num_tasks", num_tasks)
             if seed is not None:
@@ -46,6 +43,23 @@ def make_env(
     except (gym.error.Error, TypeError, ValueError, OSError) as error:
         settings = f" with {kwargs}" if kwargs else ""
         raise StageError(f"cannot make env {env_id!r}{settings}: {_one_line(error)}") from error
+
+
+def eval_split(env_id: str) -> str:
+    """The held-out split the env declares for evaluation (``test``, or ``dev`` for QA data).
+
+    Raises:
+        StageError: Unknown id.
+    """
+    try:
+        return getattr(_env_class(env_id), "eval_split", "test")
+    except gym.error.Error as error:
+        raise StageError(f"unknown env {env_id!r}: {_one_line(error)}") from error
+
+
+def _env_class(env_id: str) -> Any:
+    entry = gym.spec(env_id).entry_point
+    return gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
 
 
 def _one_line(error: BaseException) -> str:

@@ -93,6 +93,7 @@ class BeerQAEnv(SearchQAEnv):
     """
 
     default_split = "dev"
+    eval_split = "dev"
 
     def load(
         self, data_path: str | os.PathLike[str] | None, split: str, on_error: OnError

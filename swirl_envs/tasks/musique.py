@@ -216,6 +216,7 @@ class MuSiQueEnv(SearchQAEnv):
     """
 
     default_split = "dev"
+    eval_split = "dev"
     # MuSiQue's own metrics/answer.py: SQuAD's F1, without HotPotQA's yes/no rule.
     metric = staticmethod(squad_qa_scores)
 
