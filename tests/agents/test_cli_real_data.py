@@ -44,8 +44,8 @@ def test_generate_judge_filter_train_eval_through_the_cli(name, tmp_path, swirl,
     env = ["--env", env_id, "--env-kwargs", env_kwargs]
     runs = tmp_path / "runs"
 
-    generated = swirl("generate", *env, "--policy", "noisy-oracle", "--noise", "0.4",
-                      "--samples", "3", "--out", runs / "samples.jsonl", "--no-progress")  # fmt: skip
+    generated = swirl("generate", *env, "--policy", "noisy-oracle", "--noise", "0.4", "--samples",
+                      "3", "--out", runs / "samples.jsonl", "--no-progress")  # fmt: skip
     assert generated.code == 0, generated.err
     samples = list(load_trajectories(runs / "samples.jsonl"))
     questions = len(GSM8K if name == "gsm8k" else HOTPOTQA)

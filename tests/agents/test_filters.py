@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import types
 
 import gymnasium as gym
 import pytest

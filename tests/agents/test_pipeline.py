@@ -7,7 +7,8 @@ import json
 import pytest
 
 from swirl_agents.config import load_config
-from swirl_agents.stages import DONE, make_env, run_stage, stage_summary, write_json
+from swirl_agents.stages import DONE, StageError, make_env, run_stage, stage_summary, write_json
+from swirl_agents.stages.envs import eval_split
 from swirl_agents.stages.recipe import held_out_env
 from swirl_agents.store import write_trajectories
 from swirl_agents.trajectory import Step, Trajectory
@@ -69,6 +70,23 @@ def test_make_env_sizes_generated_envs():
     env = held_out_env(family, 3)
     assert len(env.unwrapped.tasks) == 7
     assert all(task.meta["split"] == "test" for task in env.unwrapped.tasks)
+
+
+def test_make_env_sizes_generated_envs_only_and_names_what_is_wrong(tmp_path):
+    from tests.envs.dataset_fixtures import HOTPOTQA, write_hotpotqa
+
+    generated = make_env("swirl/SynthMath-v0", {"min_ops": 2}, split="test", num_tasks=5, seed=1)
+    assert len(generated.unwrapped.tasks) == 5
+    data = {"data_path": str(write_hotpotqa(tmp_path))}
+    loaded = make_env("swirl/HotPotQA-v0", data, split="dev", num_tasks=1, seed=1)
+    assert len(loaded.unwrapped.tasks) == len(HOTPOTQA)  # the stages take the first N
+    with pytest.raises(StageError, match="cannot make env 'swirl/Nope-v0'"):
+        make_env("swirl/Nope-v0")
+    with pytest.raises(StageError, match="colour"):
+        make_env("swirl/SynthMath-v0", {"colour": "red"})
+    with pytest.raises(StageError, match="no split 'test'"):
+        make_env("swirl/HotPotQA-v0", data, split="test")
+    assert eval_split("swirl/HotPotQA-v0") == "dev" and eval_split("swirl/GSM8K-v0") == "test"
 
 
 FAMILY = (
