@@ -31,9 +31,9 @@ from swirl_agents.policies import NoisyOraclePolicy, SamplingSettings
 from swirl_agents.policies.hf import HFPolicy
 from swirl_agents.store import load_trajectories
 from swirl_agents.tiny import build_tiny_model, tiny_corpus
+from swirl_envs import Task
 from swirl_envs.env import SwirlEnv
 from swirl_envs.scoring import math_scores
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.base import Tool, ToolResult
 from swirl_envs.tools.calculator import Calculator
 

@@ -29,9 +29,9 @@ import gymnasium as gym
 from swirl_agents.policies.base import Observation, Policy, describe_policy, episode_seed
 from swirl_agents.store import TrajectoryStore
 from swirl_agents.trajectory import Step, Trajectory
+from swirl_envs import Task
 from swirl_envs.actions import ANSWER_TAG, ToolCall, parse_action
 from swirl_envs.env import SwirlEnv
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.base import Tool, ToolResult
 
 EnvSource = str | gym.Env

@@ -28,7 +28,7 @@ from swirl_envs.actions import (
 )
 from swirl_envs.scoring import Scorer, Scores, qa_scores
 from swirl_envs.spaces import TranscriptSpace
-from swirl_envs.tasks.base import Task
+from swirl_envs.task import Task
 from swirl_envs.tools.base import Tool
 
 AnswerJudge = Callable[[str, Sequence[str], str], float]

@@ -33,7 +33,7 @@ from swirl_agents.judges.prompts import (
     parse_verdict,
     process_fields,
 )
-from swirl_envs.tasks.base import Task
+from swirl_envs import Task
 
 _NO_TASK = Task(id="judge", question="", answers=())
 """Observations carry a task for scripted policies; a model endpoint never reads it."""

@@ -41,9 +41,9 @@ from swirl_agents.judges.base import (
     ProcessQuery,
     hard_judgement,
 )
+from swirl_envs import Task
 from swirl_envs.actions import FinalAnswer, ParseError, ToolCall, parse_action
 from swirl_envs.scoring import Scorer, normalize_answer, qa_scores
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.base import Tool
 from swirl_envs.tools.calculator import CalculationError, Calculator, CalculatorLimits, evaluate
 

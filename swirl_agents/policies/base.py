@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from swirl_envs.tasks.base import Task
+from swirl_envs import Task
 
 
 @dataclass(frozen=True)

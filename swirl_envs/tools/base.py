@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from swirl_envs.tasks.base import Task
+from swirl_envs.task import Task
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,10 @@ from swirl_agents.judges.prompts import OUTCOME_FIELDS, PROCESS_FIELDS, process_
 from swirl_agents.policies.scripted import NoisyOraclePolicy
 from swirl_agents.rollout import rollout
 from swirl_agents.store import TrajectoryStore, load_trajectories
+from swirl_envs import Task
 from swirl_envs.env import SwirlEnv
 from swirl_envs.prompts import CALCULATOR_PROMPT
 from swirl_envs.scoring import math_scores
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.calculator import Calculator
 from tests.agents.judge_fixtures import CountingJudge, play
 

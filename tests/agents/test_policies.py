@@ -22,7 +22,7 @@ from swirl_agents.policies import (
 )
 from swirl_agents.policies.base import cut_at_stop, restore_stop
 from swirl_agents.policies.scripted import corrupt_action
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs import Passage, Task
 from tests.agents.fault_server import FaultServer
 
 STOP = ("</math_exp>", "</search_query>", "</answer>")

@@ -17,8 +17,8 @@ import swirl_envs  # noqa: F401 - registers the env ids
 from swirl_agents.policies import NoisyOraclePolicy, OraclePolicy, RandomPolicy, episode_seed
 from swirl_agents.rollout import rollout
 from swirl_agents.store import TornLineWarning, TrajectoryStore, load_trajectories
+from swirl_envs import Passage, Task
 from swirl_envs.env import SwirlEnv
-from swirl_envs.tasks.base import Passage, Task
 from swirl_envs.tools.base import Tool, ToolResult
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
+from swirl_envs import Passage, Task
 from swirl_envs.actions import FinalAnswer, ParseError, ToolCall, parse_action
 from swirl_envs.env import SwirlEnv
 from swirl_envs.prompts import SEARCH_PROMPT
-from swirl_envs.tasks.base import Passage, Task
 from swirl_envs.tools.calculator import Calculator
 from swirl_envs.tools.search import SearchTool
 

@@ -11,9 +11,9 @@ import gymnasium as gym
 import pytest
 
 import swirl_envs  # noqa: F401  (registers the ids)
+from swirl_envs import Task
 from swirl_envs.prompts import SEARCH_PROMPT
 from swirl_envs.scoring import numbers_equal
-from swirl_envs.tasks.base import Task
 from swirl_envs.tasks.beerqa import BeerQAEnv, load_beerqa
 from swirl_envs.tasks.cofca import CofCAEnv, load_cofca
 from swirl_envs.tasks.files import DataFormatError, DatasetNotFoundError
