@@ -6,8 +6,9 @@
 The task is unit conversion ("How many minutes are in 3 days?"). The new tool,
 ``UnitTable``, looks one unit up in a small table of conversion factors (a plain
 dictionary: model text is never evaluated); the agent multiplies with the
-library's calculator. Each task carries its gold path, so the library's
-programmatic judge can check every step and the loop of
+library's calculator. Each task carries its gold path and declares it the only
+sound one (``unique_sound_path=True``: each lookup and each multiplication is
+forced), so the library's programmatic judge checks every step against it and the loop of
 ``examples/train_your_model.py`` runs unchanged: warm a tiny model up on an
 imperfect expert, sample, judge, keep the trajectories whose steps are all good,
 train with offline step-wise RL, compare test accuracy before and after.
@@ -83,7 +84,8 @@ def make_tasks(split: str) -> list[Task]:
             value, unit = value * factor, smaller
         path.append(f"<answer>{value}</answer>")
         question = f"How many {target} are in {amount} {start}?"
-        tasks.append(Task(f"unit-{split}-{number}", question, (str(value),), tuple(path)))
+        tasks.append(Task(f"unit-{split}-{number}", question, (str(value),), tuple(path),
+                          unique_sound_path=True))  # fmt: skip
     return tasks
 
 
@@ -142,7 +144,7 @@ def main() -> None:
     stage1 = generate(train_env, policy, samples, samples=k, seed=0, batch_size=64,
                       num_tasks=num_train)  # fmt: skip
     print(stage1["summary"])
-    judge = ProgrammaticJudge.from_env(train_env, process_rule="gold_path")
+    judge = ProgrammaticJudge.from_env(train_env)  # "gold_path": the tasks declare it
     kept = filter_trajectories(judge_trajectories(load_trajectories(samples), judge), "process")
     print(kept.summary())
     if not kept.kept:

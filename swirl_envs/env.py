@@ -103,6 +103,15 @@ class SwirlEnv(gym.Env[str, str]):
         return self._task
 
     @property
+    def unique_sound_path(self) -> bool:
+        """Whether every task declares its gold path the only sound one (``Task.unique_sound_path``).
+
+        An agent-side judge reads this instead of the env's class to decide whether
+        steps can be graded against the gold path.
+        """
+        return all(task.unique_sound_path for task in self.tasks)
+
+    @property
     def tool_schemas(self) -> list[dict[str, Any]]:
         """OpenAI function-calling schemas of every tool, the final answer included."""
         return [tool.schema for tool in self.tools] + [ANSWER_SCHEMA]

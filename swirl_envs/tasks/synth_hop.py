@@ -451,6 +451,7 @@ def _make_task(
         passages=tuple(world.entities[name].passage for name in searched),
         supporting=searched,
         meta=meta,
+        unique_sound_path=True,
     )
 
 

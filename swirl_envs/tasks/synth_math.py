@@ -374,6 +374,7 @@ def _make_task(problem: _Problem, rng: random.Random, task_id: str, split: str) 
         answers=(str(values[-1]),),
         gold_path=tuple(gold_path),
         meta=meta,
+        unique_sound_path=True,
     )
 
 
