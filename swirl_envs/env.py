@@ -104,10 +104,11 @@ class SwirlEnv(gym.Env[str, str]):
 
     @property
     def unique_sound_path(self) -> bool:
-        """Whether every task declares its gold path the only sound one (``Task.unique_sound_path``).
+        """Whether every task declares its gold path the only sound one.
 
-        An agent-side judge reads this instead of the env's class to decide whether
-        steps can be graded against the gold path.
+        True when each task sets ``Task.unique_sound_path``. An agent-side judge reads
+        this, not the env's class, to decide whether steps can be graded against the
+        gold path.
         """
         return all(task.unique_sound_path for task in self.tasks)
 
