@@ -21,9 +21,10 @@ trainer can learn all K actions in one forward pass over the full transcript.
 The text is laid out the way ``HFPolicy`` shows it to the model:
 
 - ``"text"``: the env's transcript itself (prompt, action, tool result, ...);
-- ``"chat"``: the env's chat messages (system prompt, question, then assistant
-  actions and user tool results) through the tokenizer's chat template; the
-  context segments are the template's text between two actions;
+- ``"chat"``: the env's chat messages (``swirl_envs.transcript.transcript_messages``:
+  system prompt, question, then assistant actions and user tool results) through the
+  tokenizer's chat template; the context segments are the template's text between
+  two actions;
 - ``"auto"``: chat when the tokenizer has a chat template (the policy's default).
 
 No end-of-sequence or end-of-turn token is trained after an action: a policy stops
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from swirl_agents.trajectory import Trajectory
+from swirl_envs.transcript import transcript_messages
 
 PromptFormat = Literal["auto", "text", "chat"]
 PROMPT_FORMATS: tuple[str, ...] = ("auto", "text", "chat")
@@ -212,14 +214,10 @@ def transcript_segments(
         for action, feedback in steps:
             segments += [(action, True), (feedback, False)]
         return segments
-    messages = env_messages(prompt, question, [])
-    rendered = _render(tokenizer, messages)
+    rendered = _render(tokenizer, transcript_messages(prompt, question, []))
     segments = [(rendered, False)]
-    for action, feedback in steps:
-        messages.append({"role": "assistant", "content": action})
-        if feedback:
-            messages.append({"role": "user", "content": feedback.strip()})
-        following = _render(tokenizer, messages)
+    for k, (action, _) in enumerate(steps):
+        following = _render(tokenizer, transcript_messages(prompt, question, steps[: k + 1]))
         if not following.startswith(rendered + action):
             raise ValueError(
                 "the chat template does not render a conversation as a prefix of its "
@@ -228,32 +226,6 @@ def transcript_segments(
         segments += [(action, True), (following[len(rendered) + len(action) :], False)]
         rendered = following
     return segments
-
-
-def env_messages(
-    prompt: str, question: str, steps: Sequence[tuple[str, str]]
-) -> list[dict[str, str]]:
-    """The chat messages ``SwirlEnv`` builds for this transcript (its ``info["messages"]``).
-
-    The env's first observation is ``"{system prompt}\\n\\nQuestion: {question}\\n"``;
-    its messages are the system prompt, ``"Question: {question}"``, then each action as
-    an assistant turn and each non-empty feedback, stripped, as a user turn.
-
-    Raises:
-        ValueError: ``prompt`` is not laid out that way.
-    """
-    suffix = f"\n\nQuestion: {question}\n"
-    if not prompt.endswith(suffix):
-        raise ValueError("the prompt does not end with the question as SwirlEnv writes it.")
-    messages = [
-        {"role": "system", "content": prompt[: -len(suffix)]},
-        {"role": "user", "content": f"Question: {question}"},
-    ]
-    for action, feedback in steps:
-        messages.append({"role": "assistant", "content": action})
-        if feedback:
-            messages.append({"role": "user", "content": feedback.strip()})
-    return messages
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]]) -> str:

@@ -30,6 +30,7 @@ from swirl_envs.scoring import Scorer, Scores, qa_scores
 from swirl_envs.spaces import TranscriptSpace
 from swirl_envs.task import Task
 from swirl_envs.tools.base import Tool
+from swirl_envs.transcript import first_observation, transcript_messages
 
 AnswerJudge = Callable[[str, Sequence[str], str], float]
 """A judge of final answers: ``(question, gold answers, prediction) -> score in [0, 1]``."""
@@ -90,8 +91,9 @@ class SwirlEnv(gym.Env[str, str]):
         )
         self.action_space = TranscriptSpace(max_action_chars)
         self._task: Task | None = None
+        self._prompt = ""
         self._transcript = ""
-        self._messages: list[dict[str, str]] = []
+        self._history: list[tuple[str, str]] = []
         self._steps = 0
         self._done = False
 
@@ -129,12 +131,9 @@ class SwirlEnv(gym.Env[str, str]):
             raise ValueError(f"options['index'] must be an int in [0, {len(self.tasks)}).")
         self._task = self.tasks[index]
         self._steps, self._done = 0, False
-        self._transcript = f"{self.system_prompt}\n\nQuestion: {self._task.question}\n"
-        self._messages = [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": f"Question: {self._task.question}"},
-        ]
-        info = {"messages": list(self._messages), "task_id": self._task.id, "index": index}
+        self._prompt = first_observation(self.system_prompt, self._task.question)
+        self._transcript, self._history = self._prompt, []
+        info = {"messages": self._messages(), "task_id": self._task.id, "index": index}
         return self._transcript, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -187,9 +186,10 @@ class SwirlEnv(gym.Env[str, str]):
 
     def _append(self, action: str, feedback: str) -> None:
         self._transcript += action + feedback
-        self._messages.append({"role": "assistant", "content": action})
-        if feedback:
-            self._messages.append({"role": "user", "content": feedback.strip()})
+        self._history.append((action, feedback))
+
+    def _messages(self) -> list[dict[str, str]]:
+        return transcript_messages(self._prompt, self.task.question, self._history)
 
     def _step_info(
         self,
@@ -199,7 +199,7 @@ class SwirlEnv(gym.Env[str, str]):
         scores: Scores,
     ) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "messages": list(self._messages),
+            "messages": self._messages(),
             "task_id": self.task.id,
             "step": self._steps,
             "action": action,

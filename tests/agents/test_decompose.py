@@ -9,7 +9,6 @@ import swirl_envs  # noqa: E402
 from swirl_agents.decompose import (  # noqa: E402
     TokenizedTrajectory,
     decompose_trajectory,
-    env_messages,
     leading_special_ids,
     tokenize_state,
     tokenize_sub_trajectory,
@@ -20,6 +19,7 @@ from swirl_agents.policies.scripted import OraclePolicy, RandomPolicy  # noqa: E
 from swirl_agents.rollout import rollout  # noqa: E402
 from swirl_agents.tiny import train_tiny_tokenizer  # noqa: E402
 from swirl_agents.trajectory import Step, Trajectory  # noqa: E402
+from swirl_envs.transcript import transcript_messages  # noqa: E402
 from tests.envs.dataset_fixtures import dataset_env_kwargs  # noqa: E402
 
 ENV_IDS = sorted(swirl_envs.ENV_IDS)
@@ -148,7 +148,7 @@ def test_text_layout_decodes_to_the_transcript_and_chat_layout_to_the_template(
         assert text.input_ids[0] == tokenizer.bos_token_id
         chat = tokenize_trajectory(trajectory, tokenizer, "chat")
         steps = [(s.action, s.feedback) for s in trajectory.steps]
-        messages = env_messages(trajectory.prompt, trajectory.question, steps)
+        messages = transcript_messages(trajectory.prompt, trajectory.question, steps)
         rendered = tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
@@ -156,7 +156,7 @@ def test_text_layout_decodes_to_the_transcript_and_chat_layout_to_the_template(
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_env_messages_equal_the_messages_the_env_itself_reports(env_id, real_trajectories):
+def test_a_stored_trajectory_gives_back_the_messages_the_env_reported(env_id, real_trajectories):
     trajectories, fixtures = real_trajectories(env_id)
     env = gym.make(env_id, **dataset_env_kwargs(env_id, fixtures))
     for trajectory in trajectories:
@@ -164,7 +164,9 @@ def test_env_messages_equal_the_messages_the_env_itself_reports(env_id, real_tra
         for step in trajectory.steps:
             *_, info = env.step(step.action)
         steps = [(s.action, s.feedback) for s in trajectory.steps]
-        assert env_messages(trajectory.prompt, trajectory.question, steps) == info["messages"]
+        assert (
+            transcript_messages(trajectory.prompt, trajectory.question, steps) == info["messages"]
+        )
 
 
 def test_whole_string_tokenization_would_break_the_prefix_property(tokenizers):
@@ -224,8 +226,3 @@ def test_chat_template_that_rewrites_history_is_rejected(tokenizers):
         transcript_segments(
             PROMPT, "What is 3 + 4, doubled?", [("a", "\nb\n"), ("c", "")], tokenizer, "chat"
         )
-
-
-def test_prompt_not_written_by_the_env_is_a_clear_error():
-    with pytest.raises(ValueError, match="question"):
-        env_messages("Just a prompt", "What?", [])
