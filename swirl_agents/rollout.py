@@ -37,12 +37,6 @@ from swirl_envs.tools.base import Tool, ToolResult
 EnvSource = str | gym.Env
 """A gymnasium id (made with default settings) or an env instance (wrapped or not)."""
 
-_STEP_INFO_KEYS = {
-    "messages", "task_id", "step", "action", "feedback", "tool", "tool_input", "parse_error",
-    "answer", "index",
-}  # fmt: skip
-"""Keys of a ``SwirlEnv.step`` info that are not answer metrics."""
-
 
 @dataclass
 class RolloutSummary:
@@ -388,10 +382,11 @@ def _episodes(
 
 
 def _answer_metrics(info: dict[str, Any]) -> dict[str, float]:
+    """The numbers in the answer's ``info["metrics"]`` (em, f1, ...), as a trajectory keeps them."""
     return {
         key: float(value)
-        for key, value in info.items()
-        if key not in _STEP_INFO_KEYS and isinstance(value, int | float)
+        for key, value in info["metrics"].items()
+        if isinstance(value, int | float)
     }
 
 

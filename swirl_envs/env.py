@@ -9,6 +9,12 @@ error line, and the step counts.
 The transcript is a concatenation of segments, which is what makes SWiRL's
 decomposition exact: ``prompt + action_1 + feedback_1 + ... + action_k`` where each
 ``feedback`` is the text the env appended after that action (``info["feedback"]``).
+
+A step's ``info`` holds ``messages`` (the transcript as chat messages), ``task_id``,
+``step``, ``action`` (as recorded), ``feedback``, ``tool`` and ``tool_input``,
+``parse_error``, ``answer``, and ``metrics``: the answer's scores (``score``, the
+reward, then e.g. ``em``, ``f1``; ``judge`` with a judge), empty before the answer.
+The answer's scores are also flat keys of ``info``, as they were before ``metrics``.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class SwirlEnv(gym.Env[str, str]):
         max_steps: Step budget; the episode is truncated after this many actions.
         scorer: Maps ``(prediction, gold answers)`` to metrics with a ``"score"`` key.
         judge: Optional answer judge (e.g. an LLM judge); when given, its score is
-            the reward and the scorer's metrics stay in ``info``.
+            the reward and the scorer's metrics stay in ``info["metrics"]``.
         render_mode: ``"ansi"`` (return the transcript) or ``"human"`` (print it).
         max_action_chars: Longer actions are an error and are cut in the transcript.
         max_result_chars: Tool results are cut to this many characters.
@@ -208,6 +214,7 @@ class SwirlEnv(gym.Env[str, str]):
             "tool_input": parsed.argument if isinstance(parsed, ToolCall) else None,
             "parse_error": parsed.message if isinstance(parsed, ParseError) else None,
             "answer": parsed.text if isinstance(parsed, FinalAnswer) else None,
+            "metrics": dict(scores),
         }
-        info.update(scores)
+        info.update(scores)  # the same scores as flat keys, for code written before ``metrics``
         return info

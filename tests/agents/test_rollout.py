@@ -56,6 +56,8 @@ def test_oracle_is_always_right_and_stored_trajectories_replay_exactly(tmp_path,
     fresh = gym.make(env_id, num_tasks=25)
     for trajectory in stored:
         assert trajectory.terminated and trajectory.score == 1.0
+        gold = trajectory.answers
+        assert trajectory.metrics == fresh.unwrapped.scorer(gold[0], gold)  # info["metrics"]
         assert trajectory.env_id == env_id and trajectory.env_kwargs["num_tasks"] == 25
         assert trajectory.policy == {"name": "oracle"}
         assert trajectory.seed == episode_seed(0, trajectory.task_id, trajectory.sample)
