@@ -26,20 +26,24 @@ import gymnasium as gym
 
 from swirl_envs.actions import (
     ANSWER_SCHEMA,
+    Action,
     FinalAnswer,
     ParseError,
     ToolCall,
-    parse_action,
     sanitize_action,
 )
+from swirl_envs.actions import parse_action as parse_text
 from swirl_envs.scoring import Scorer, Scores, qa_scores
 from swirl_envs.spaces import TranscriptSpace
 from swirl_envs.task import Task
-from swirl_envs.tools.base import Tool
+from swirl_envs.tools.base import Tool, ToolResult
 from swirl_envs.transcript import first_observation, transcript_messages
 
 AnswerJudge = Callable[[str, Sequence[str], str], float]
 """A judge of final answers: ``(question, gold answers, prediction) -> score in [0, 1]``."""
+
+StepResult = tuple[str, float, bool, bool, dict[str, Any]]
+"""What ``step`` returns: observation, reward, terminated, truncated, info."""
 
 _ERROR_BUDGET = 1024
 
@@ -142,19 +146,50 @@ class SwirlEnv(gym.Env[str, str]):
         info = {"messages": self._messages(), "task_id": self._task.id, "index": index}
         return self._transcript, info
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Take one action: run its tool call or score its answer, and extend the transcript."""
+    def step(self, action: str) -> StepResult:
+        """Take one action: run its tool call or score its answer, and extend the transcript.
+
+        The same as ``apply(action, parse_action(action))``.
+        """
+        return self.apply(action, self.parse_action(action))
+
+    def parse_action(self, action: str) -> Action:
+        """Read an action against this env's tools: the first half of ``step``; changes nothing.
+
+        A caller that runs tool calls itself (the rollout engine serves the search
+        calls of many envs in one batch) parses here, then hands each result to ``apply``.
+        """
+        return parse_text(action, self.tools, self.max_action_chars)
+
+    def apply(
+        self, action: str, parsed: Action, tool_result: ToolResult | None = None
+    ) -> StepResult:
+        """Take a parsed action (the second half of ``step``) and extend the transcript.
+
+        A tool call gets ``tool_result`` or else runs its tool; an answer is scored.
+
+        Args:
+            action: The action as the policy wrote it (recorded in the transcript).
+            parsed: ``self.parse_action(action)``.
+            tool_result: The result of ``parsed``'s tool call when the caller already
+                ran it (e.g. one batched call for many envs); None runs the tool here.
+
+        Raises:
+            RuntimeError: The episode is over or never started.
+            ValueError: ``tool_result`` is given for an action that is not a tool call.
+        """
         if self._task is None or self._done:
             raise RuntimeError("The episode is over (or never started); call reset().")
+        if tool_result is not None and not isinstance(parsed, ToolCall):
+            raise ValueError(f"a tool result was given for a {type(parsed).__name__}.")
         self._steps += 1
-        parsed = parse_action(action, self.tools, self.max_action_chars)
         recorded = sanitize_action(action if isinstance(action, str) else "", self.max_action_chars)
         reward, terminated, scores, feedback = 0.0, False, {}, ""
         if isinstance(parsed, FinalAnswer):
             scores = self.score_answer(self._task, parsed.text)
             reward, terminated = scores["score"], True
         elif isinstance(parsed, ToolCall):
-            feedback = self._run_tool(parsed)
+            feedback = self._tool_feedback(parsed, tool_result)
         else:
             feedback = f"\nError: {parsed.message}\n"
         self._append(recorded, feedback)
@@ -181,14 +216,20 @@ class SwirlEnv(gym.Env[str, str]):
             print(self._transcript)
         return None
 
-    def _run_tool(self, call: ToolCall) -> str:
-        # Looked up in ``self.tools`` at call time, so replacing ``tools`` takes effect.
-        tool = next(tool for tool in self.tools if tool.name == call.name)
+    def tool(self, name: str) -> Tool:
+        """The tool a ``ToolCall`` named ``name`` calls (``parse_action`` only makes known ones)."""
+        found = next((tool for tool in self.tools if tool.name == name), None)
+        if found is None:
+            raise KeyError(f"no tool named {name!r}; this env has {[t.name for t in self.tools]}.")
+        return found
+
+    def _tool_feedback(self, call: ToolCall, result: ToolResult | None) -> str:
+        tool = self.tool(call.name) if result is None else None
         try:
-            result = tool(call.argument, self.task).text
+            text = (result if tool is None else tool(call.argument, self.task)).text
         except Exception as error:  # a tool bug must not end the agent's episode
-            result = f"Error: the {call.name} tool failed ({type(error).__name__})."
-        return f"\n{call.argument} -> {result[: self.max_result_chars]}\n"
+            text = f"Error: the {call.name} tool failed ({type(error).__name__})."
+        return f"\n{call.argument} -> {text[: self.max_result_chars]}\n"
 
     def _append(self, action: str, feedback: str) -> None:
         self._transcript += action + feedback
