@@ -1,4 +1,7 @@
-"""Step-wise decomposition: K actions -> K sub-trajectories, as text and prefix-exact token ids."""
+"""Step-wise decomposition: K actions -> K sub-trajectories, as text and prefix-exact token ids.
+
+The encoding it relies on (``swirl_agents.encoding``, shared with the policies) is tested here too.
+"""
 
 import gymnasium as gym
 import pytest
@@ -7,12 +10,18 @@ pytest.importorskip("transformers")
 
 import swirl_envs  # noqa: E402
 from swirl_agents.decompose import (  # noqa: E402
-    TokenizedTrajectory,
     decompose_trajectory,
-    leading_special_ids,
     tokenize_state,
     tokenize_sub_trajectory,
     tokenize_trajectory,
+)
+from swirl_agents.encoding import (  # noqa: E402
+    SegmentCache,
+    TokenizedTrajectory,
+    chat_prompt_ids,
+    leading_special_ids,
+    state_ids,
+    tokenize_segments,
     transcript_segments,
 )
 from swirl_agents.policies.scripted import OraclePolicy, RandomPolicy  # noqa: E402
@@ -226,3 +235,50 @@ def test_chat_template_that_rewrites_history_is_rejected(tokenizers):
         transcript_segments(
             PROMPT, "What is 3 + 4, doubled?", [("a", "\nb\n"), ("c", "")], tokenizer, "chat"
         )
+
+
+def test_segment_cache_encodes_only_new_segments_and_equals_the_one_shot_encoding(tokenizers):
+    tokenizer = tokenizers["merging"]
+    trajectory = handmade_trajectory()
+    pieces = [trajectory.prompt]
+    for step in trajectory.steps:
+        pieces += [step.action, step.feedback]
+    calls = []
+
+    class Counting:
+        def __call__(self, texts, **kwargs):
+            calls.append(list(texts))
+            return tokenizer(texts, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+    cache = SegmentCache(Counting())
+    calls.clear()  # finding the leading ids probes the tokenizer once
+    for end in (1, 3, len(pieces)):
+        segments = tuple(pieces[:end])
+        (row,) = cache.encode([("episode", segments)])
+        one_shot = tokenize_segments([(text, False) for text in segments], tokenizer)
+        assert row == list(one_shot.input_ids)
+    assert calls == [pieces[:1], pieces[1:3], [p for p in pieces[3:] if p]]
+    (other,) = cache.encode([("episode", ("A different prompt",))])  # not a continuation
+    assert other == list(tokenize_segments([("A different prompt", False)], tokenizer).input_ids)
+
+
+def test_state_ids_are_the_policy_prompt_of_a_state_in_either_layout(tokenizers):
+    tokenizer = tokenizers["tiny"]
+    trajectory = handmade_trajectory()
+    steps = [(step.action, step.feedback) for step in trajectory.steps[:2]]
+    sub = decompose_trajectory(trajectory)[2]
+    for layout in ("text", "chat"):
+        ids = state_ids(trajectory.prompt, trajectory.question, steps, tokenizer, layout)
+        assert ids == tokenize_state(sub, tokenizer, layout)
+    messages = transcript_messages(trajectory.prompt, trajectory.question, steps)
+    (chat,) = chat_prompt_ids(tokenizer, [messages])
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert tokenizer.decode(chat) == rendered
+    assert state_ids(trajectory.prompt, trajectory.question, steps, tokenizer, "auto") == (
+        state_ids(trajectory.prompt, trajectory.question, steps, tokenizer, "chat")
+    )
+    with pytest.raises(ValueError, match="prompt_format"):
+        state_ids(trajectory.prompt, trajectory.question, steps, tokenizer, "html")
