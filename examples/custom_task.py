@@ -32,7 +32,7 @@ from swirl_agents.policies import NoisyOraclePolicy, SamplingSettings
 from swirl_agents.policies.hf import HFPolicy
 from swirl_agents.store import load_trajectories
 from swirl_agents.tiny import build_tiny_model, tiny_corpus
-from swirl_envs import Task
+from swirl_envs import Task, check_tasks
 from swirl_envs.env import SwirlEnv
 from swirl_envs.scoring import math_scores
 from swirl_envs.tools.base import Tool, ToolResult
@@ -105,7 +105,7 @@ SIZES = {"full": (None, 4, 400, 64, 100, None), "quick": (48, 2, 200, 8, 8, 24)}
 
 
 def main() -> None:
-    """Check the env, replay its gold paths, then run SWiRL on a tiny model."""
+    """Check the env and replay its gold paths (``check_tasks``), then run SWiRL on a tiny model."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--out", default="runs/custom_task", help="output folder")
@@ -118,14 +118,9 @@ def main() -> None:
 
     train_env = gym.make("custom/UnitConvert-v0", split="train")
     test_env = gym.make("custom/UnitConvert-v0", split="test")
-    check_env(train_env.unwrapped)
-    solved = 0.0
-    for index, task in enumerate(train_env.unwrapped.tasks):
-        train_env.reset(options={"index": index})
-        for action in task.gold_path:
-            _, reward, *_ = train_env.step(action)
-        solved += reward
-    print(f"gold paths replayed: {solved:.0f}/{len(train_env.unwrapped.tasks)} solved")
+    check_env(train_env.unwrapped)  # the gymnasium API
+    for env in (train_env, test_env):  # the data: every gold path must score 1
+        print(check_tasks(env).format())  # raises TaskCheckError naming each failing task and why
 
     settings = {"batch_size": 8, "micro_batch_size": 8, "prompt_format": "text",
                 "progress": False}  # fmt: skip
