@@ -17,7 +17,8 @@ it gets reward 1. Everything that fails is reported at once, each task with why:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+import gymnasium as gym
 
 from swirl_envs.actions import FinalAnswer, ParseError, ToolCall
 from swirl_envs.env import SwirlEnv
@@ -78,7 +79,7 @@ class TaskCheckError(ValueError):
         self.report = report
 
 
-def check_tasks(env: Any, *, raise_on_failure: bool = True) -> TaskCheckReport:
+def check_tasks(env: gym.Env, *, raise_on_failure: bool = True) -> TaskCheckReport:
     """Replay every task's gold path through ``env`` and expect reward 1 on its answer.
 
     A task fails when it has no gold path, when its id repeats an earlier task's
