@@ -6,8 +6,9 @@
 The task is unit conversion ("How many minutes are in 3 days?"). The new tool,
 ``UnitTable``, looks one unit up in a small table of conversion factors (a plain
 dictionary: model text is never evaluated); the agent multiplies with the
-library's calculator. Each task carries its gold path, so the library's
-programmatic judge can check every step and the loop of
+library's calculator. Each task carries its gold path and declares it the only
+sound one (``unique_sound_path=True``: each lookup and each multiplication is
+forced), so the library's programmatic judge checks every step against it and the loop of
 ``examples/train_your_model.py`` runs unchanged: warm a tiny model up on an
 imperfect expert, sample, judge, keep the trajectories whose steps are all good,
 train with offline step-wise RL, compare test accuracy before and after.
@@ -23,16 +24,21 @@ import gymnasium as gym
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from swirl_agents.filters import filter_trajectories
-from swirl_agents.judges import ProgrammaticJudge, judge_trajectories
 from swirl_agents.policies import NoisyOraclePolicy
-from swirl_agents.stages import evaluate, generate, model_policy, train
-from swirl_agents.store import load_trajectories
+from swirl_agents.stages import (
+    JudgeSettings,
+    evaluate,
+    filter_file,
+    generate,
+    judge,
+    model_policy,
+    train,
+)
 from swirl_agents.tiny import build_tiny_model, tiny_corpus
 from swirl_agents.train import TrainConfig
+from swirl_envs import Task, check_tasks
 from swirl_envs.env import SwirlEnv
 from swirl_envs.scoring import math_scores
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.base import Tool, ToolResult
 from swirl_envs.tools.calculator import Calculator
 
@@ -82,7 +88,8 @@ def make_tasks(split: str) -> list[Task]:
             value, unit = value * factor, smaller
         path.append(f"<answer>{value}</answer>")
         question = f"How many {target} are in {amount} {start}?"
-        tasks.append(Task(f"unit-{split}-{number}", question, (str(value),), tuple(path)))
+        tasks.append(Task(f"unit-{split}-{number}", question, (str(value),), tuple(path),
+                          unique_sound_path=True))  # fmt: skip
     return tasks
 
 
@@ -102,7 +109,7 @@ SIZES = {"full": (None, 4, 400, 64, 100, None), "quick": (48, 2, 200, 8, 8, 24)}
 
 
 def main() -> None:
-    """Check the env, replay its gold paths, then run SWiRL on a tiny model."""
+    """Check the env and replay its gold paths (``check_tasks``), then run SWiRL on a tiny model."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--out", default="runs/custom_task", help="output folder")
@@ -115,14 +122,9 @@ def main() -> None:
 
     train_env = gym.make("custom/UnitConvert-v0", split="train")
     test_env = gym.make("custom/UnitConvert-v0", split="test")
-    check_env(train_env.unwrapped)
-    solved = 0.0
-    for index, task in enumerate(train_env.unwrapped.tasks):
-        train_env.reset(options={"index": index})
-        for action in task.gold_path:
-            _, reward, *_ = train_env.step(action)
-        solved += reward
-    print(f"gold paths replayed: {solved:.0f}/{len(train_env.unwrapped.tasks)} solved")
+    check_env(train_env.unwrapped)  # the gymnasium API
+    for env in (train_env, test_env):  # the data: every gold path must score 1
+        print(check_tasks(env).format())  # raises TaskCheckError naming each failing task and why
 
     settings = {"batch_size": 8, "micro_batch_size": 8, "prompt_format": "text",
                 "progress": False, "resume": True}  # fmt: skip
@@ -130,9 +132,11 @@ def main() -> None:
     warmup = out / "warmup.jsonl"
     expert = NoisyOraclePolicy(0.3)  # the gold path, 30% of its steps wrong
     generate(train_env, expert, warmup, samples=1, seed=0, batch_size=256, num_tasks=num_train)
-    sft = TrainConfig(**settings | dict(model=model, data=str(warmup), out_dir=str(out / "base"),
-                      objective="sft", steps=warmup_steps, lr=2e-3, batch_size=warmup_batch,
-                      micro_batch_size=min(warmup_batch, 16)))  # fmt: skip
+    sft = TrainConfig(**settings | dict(
+        model=model, data=str(warmup), out_dir=str(out / "base"), objective="sft",
+        steps=warmup_steps, lr=2e-3, batch_size=warmup_batch,
+        micro_batch_size=min(warmup_batch, 16),
+    ))  # fmt: skip
     model = train(sft)["model"]
 
     policy = model_policy(model, temperature=1.0, max_new_tokens=32, prompt_format="text")
@@ -140,14 +144,17 @@ def main() -> None:
     stage1 = generate(train_env, policy, samples, samples=k, seed=0, batch_size=64,
                       num_tasks=num_train)  # fmt: skip
     print(stage1["summary"])
-    judge = ProgrammaticJudge.from_env(train_env, process_rule="gold_path")
-    kept = filter_trajectories(judge_trajectories(load_trajectories(samples), judge), "process")
-    print(kept.summary())
-    if not kept.kept:
+    # The programmatic judge checks each step against the gold path (the tasks declare it
+    # the only sound one), then the process filter keeps the all-good trajectories.
+    judge(samples, out / "judged.jsonl", JudgeSettings(process="programmatic"))
+    kept = filter_file(out / "judged.jsonl", out / "filtered.jsonl", "process")
+    print(kept["summary"])
+    if not kept["kept"]:
         raise SystemExit("no trajectory passed the process filter: sample more (or warm up longer)")
-    swirl = TrainConfig(**settings, model=model, out_dir=str(out / "swirl"),
-                        objective="swirl-offline", steps=swirl_steps, lr=5e-4)  # fmt: skip
-    swirl_model = train(swirl, [item.to_trajectory() for item in kept.kept])["model"]
+    swirl = TrainConfig(**settings, model=model, data=str(out / "filtered.jsonl"),
+                        out_dir=str(out / "swirl"), objective="swirl-offline",
+                        steps=swirl_steps, lr=5e-4)  # fmt: skip
+    swirl_model = train(swirl)["model"]
 
     print(f"{'model':<8} {'greedy':>7} {'T=1':>7}")  # uniform noise shows when sampling
     for name, path in (("before", model), ("after", swirl_model)):

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from swirl_agents.encoding import PROMPT_FORMATS
+
 
 class ConfigError(ValueError):
     """A config key is unknown, or its value has the wrong type or is out of range."""
@@ -292,7 +294,6 @@ class RunConfig:
 
 
 _FILTERS = ("none", "process", "outcome", "process+outcome")
-_PROMPT_FORMATS = ("auto", "text", "chat")
 _CONTROLS = ("sft", "compute-matched")
 _OBJECTIVES = ("swirl-offline", "swirl-online")
 
@@ -307,8 +308,8 @@ def validate(config: RunConfig) -> RunConfig:
         ("judge.filter", config.judge.filter in _FILTERS, f"one of {_FILTERS}"),
         (
             "model.prompt_format",
-            config.model.prompt_format in _PROMPT_FORMATS,
-            f"one of {_PROMPT_FORMATS}",
+            config.model.prompt_format in PROMPT_FORMATS,
+            f"one of {PROMPT_FORMATS}",
         ),
         ("train.objective", config.train.objective in _OBJECTIVES, f"one of {_OBJECTIVES}"),
         (

@@ -4,8 +4,9 @@ An episode is a ``(task index, sample)`` pair of one env. The engine keeps up to
 ``batch_size`` episodes live, each in its own copy of the env, and every round
 
 1. asks the policy for the next action of every live episode in one call,
-2. serves all search calls of the round in one batched query (when the tool
-   offers ``call_many``), then steps each env with its action,
+2. parses each action once (``env.parse_action``), serves every call of the round
+   to one tool in one ``Tool.call_many`` (the search tool scores all queries at
+   once), and applies each action with its result (``env.apply``),
 3. appends the episodes that finished to the store in one write, and refills
    the free slots with the next episodes.
 
@@ -29,19 +30,12 @@ import gymnasium as gym
 from swirl_agents.policies.base import Observation, Policy, describe_policy, episode_seed
 from swirl_agents.store import TrajectoryStore
 from swirl_agents.trajectory import Step, Trajectory
-from swirl_envs.actions import ANSWER_TAG, ToolCall, parse_action
+from swirl_envs.actions import ANSWER_TAG, Action, ToolCall
 from swirl_envs.env import SwirlEnv
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.base import Tool, ToolResult
 
 EnvSource = str | gym.Env
 """A gymnasium id (made with default settings) or an env instance (wrapped or not)."""
-
-_STEP_INFO_KEYS = {
-    "messages", "task_id", "step", "action", "feedback", "tool", "tool_input", "parse_error",
-    "answer", "index",
-}  # fmt: skip
-"""Keys of a ``SwirlEnv.step`` info that are not answer metrics."""
 
 
 @dataclass
@@ -258,26 +252,27 @@ class _Engine:
         self.summary.policy_seconds += policy_seconds
         self.summary.actions += len(live)
         began = time.perf_counter()
-        prefetched = _prefetch_batched_tools(live, actions)
+        parsed = [e.env.parse_action(action) for e, action in zip(live, actions, strict=True)]
+        results = _serve_tool_calls(live, parsed)
+        share = policy_seconds / len(live)
         finished = [
             episode
-            for episode, action in zip(live, actions, strict=True)
-            if self._step(episode, action, policy_seconds / len(live), prefetched.get(id(episode)))
+            for episode, action, read in zip(live, actions, parsed, strict=True)
+            if self._step(episode, action, read, results.get(id(episode)), share)
         ]
         self.summary.env_seconds += time.perf_counter() - began
         return finished
 
     def _step(
-        self, episode: _Episode, action: str, policy_seconds: float, tools: list[Tool] | None
+        self,
+        episode: _Episode,
+        action: str,
+        parsed: Action,
+        tool_result: ToolResult | None,
+        policy_seconds: float,
     ) -> bool:
         began = time.perf_counter()
-        env = episode.env
-        if tools is not None:
-            env.tools = tools
-        try:
-            text, reward, terminated, truncated, info = env.step(action)
-        finally:
-            env.tools = episode.source.env.tools
+        text, reward, terminated, truncated, info = episode.env.apply(action, parsed, tool_result)
         episode.env_seconds += time.perf_counter() - began
         episode.policy_seconds += policy_seconds
         trajectory = episode.trajectory
@@ -345,7 +340,7 @@ def _sources(envs: EnvSource | Sequence[EnvSource]) -> list[_Source]:
                     f"episodes are keyed by task id."
                 )
             owners[task.id] = env_id
-        kwargs = _json_safe(dict(spec.kwargs)) if spec is not None else {}
+        kwargs = stored_env_settings(env)
         sources.append(_Source(base, env_id, kwargs, _stop_tags(base.tools)))
     return sources
 
@@ -388,57 +383,38 @@ def _episodes(
 
 
 def _answer_metrics(info: dict[str, Any]) -> dict[str, float]:
+    """The numbers in the answer's ``info["metrics"]`` (em, f1, ...), as a trajectory keeps them."""
     return {
         key: float(value)
-        for key, value in info.items()
-        if key not in _STEP_INFO_KEYS and isinstance(value, int | float)
+        for key, value in info["metrics"].items()
+        if isinstance(value, int | float)
     }
 
 
-class _Prefetched(Tool):
-    """Stands in for a tool during one step, returning the result computed in the round's batch."""
-
-    def __init__(self, tool: Tool, result: ToolResult):
-        self.tool, self.result = tool, result
-        self.name, self.tag, self.argument = tool.name, tool.tag, tool.argument
-        self.description, self.argument_description = tool.description, tool.argument_description
-
-    def __call__(self, argument: str, task: Task) -> ToolResult:
-        return self.result
-
-
-def _prefetch_batched_tools(live: list[_Episode], actions: Sequence[str]) -> dict[int, list[Tool]]:
-    """Serve every call of a batched tool in this round with one ``call_many``.
+def _serve_tool_calls(live: list[_Episode], parsed: Sequence[Action]) -> dict[int, ToolResult]:
+    """Serve the round's calls to each tool with one ``Tool.call_many``.
 
     Returns:
-        For each episode (by ``id``) that called such a tool, the tool list to step
-        its env with: the tool replaced by one that returns the batched result.
+        The result of each episode's call (keyed by the episode's ``id``). A tool whose
+        batch fails or returns the wrong number of results is left out, so each of
+        its envs runs the call itself and reports any error as it would alone.
     """
-    calls: dict[int, list[tuple[_Episode, str]]] = {}
-    tools: dict[int, Tool] = {}
-    for episode, action in zip(live, actions, strict=True):
-        env = episode.env
-        parsed = parse_action(action, env.tools, env.max_action_chars)
-        if not isinstance(parsed, ToolCall):
-            continue
-        tool = next(tool for tool in env.tools if tool.name == parsed.name)
-        if callable(getattr(tool, "call_many", None)):
-            calls.setdefault(id(tool), []).append((episode, parsed.argument))
-            tools[id(tool)] = tool
-    replaced: dict[int, list[Tool]] = {}
-    for key, batch in calls.items():
-        tool = tools[key]
+    calls: dict[int, tuple[Tool, list[tuple[_Episode, str]]]] = {}
+    for episode, action in zip(live, parsed, strict=True):
+        if isinstance(action, ToolCall):
+            tool = episode.env.tool(action.name)
+            calls.setdefault(id(tool), (tool, []))[1].append((episode, action.argument))
+    results: dict[int, ToolResult] = {}
+    for tool, batch in calls.values():
         try:
-            results = tool.call_many([(argument, episode.env.task) for episode, argument in batch])
+            served = tool.call_many([(argument, episode.env.task) for episode, argument in batch])
         except Exception:  # noqa: BLE001 - each env then calls the tool itself and reports the error
             continue
-        if len(results) != len(batch):
-            continue  # a faulty batch: fall back to one call per env, as without call_many
-        for (episode, _), result in zip(batch, results, strict=True):
-            replaced[id(episode)] = [
-                _Prefetched(t, result) if t is tool else t for t in episode.env.tools
-            ]
-    return replaced
+        if len(served) != len(batch):
+            continue
+        for (episode, _), result in zip(batch, served, strict=True):
+            results[id(episode)] = result
+    return results
 
 
 class _NoBar:

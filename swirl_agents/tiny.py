@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import gymnasium as gym
 
-    from swirl_envs.tasks.base import Task
+    from swirl_envs import Task
 
 BOS_TOKEN = "<|bos|>"
 EOS_TOKEN = "<|eos|>"
@@ -179,7 +179,7 @@ def tiny_corpus(sources: Iterable[str | gym.Env | Task]) -> Iterator[str]:
     """
     import gymnasium as gym
 
-    from swirl_envs.tasks.base import Task
+    from swirl_envs import Task
 
     for source in sources:
         if isinstance(source, Task):

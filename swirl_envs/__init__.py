@@ -7,13 +7,21 @@ import (entry points are strings, data loads when an env is made)::
     import swirl_envs  # or gym.register_envs(swirl_envs), or "swirl_envs:swirl/SynthMath-v0"
 
     env = gym.make("swirl/SynthMath-v0")
+
+It also exports the ``Task`` record (the one seam between data and env), its
+``Passage``, and ``check_tasks``, which replays every task's gold path through an env
+(beside gymnasium's ``check_env``, which checks the API).
 """
 
 from __future__ import annotations
 
 from gymnasium.envs.registration import register, registry
 
+from swirl_envs.checks import TaskCheckError, check_tasks
+from swirl_envs.task import Passage, Task
+
 __version__ = "0.1.0"
+__all__ = ["ENV_IDS", "Passage", "Task", "TaskCheckError", "check_tasks"]
 
 ENV_IDS = {
     "swirl/SynthMath-v0": "swirl_envs.tasks.synth_math:SynthMathEnv",

@@ -9,6 +9,12 @@ error line, and the step counts.
 The transcript is a concatenation of segments, which is what makes SWiRL's
 decomposition exact: ``prompt + action_1 + feedback_1 + ... + action_k`` where each
 ``feedback`` is the text the env appended after that action (``info["feedback"]``).
+
+A step's ``info`` holds ``messages`` (the transcript as chat messages), ``task_id``,
+``step``, ``action`` (as recorded), ``feedback``, ``tool`` and ``tool_input``,
+``parse_error``, ``answer``, and ``metrics``: the answer's scores (``score``, the
+reward, then e.g. ``em``, ``f1``; ``judge`` with a judge), empty before the answer.
+The answer's scores are also flat keys of ``info``, as they were before ``metrics``.
 """
 
 from __future__ import annotations
@@ -20,19 +26,24 @@ import gymnasium as gym
 
 from swirl_envs.actions import (
     ANSWER_SCHEMA,
+    Action,
     FinalAnswer,
     ParseError,
     ToolCall,
-    parse_action,
     sanitize_action,
 )
+from swirl_envs.actions import parse_action as parse_text
 from swirl_envs.scoring import Scorer, Scores, qa_scores
 from swirl_envs.spaces import TranscriptSpace
-from swirl_envs.tasks.base import Task
-from swirl_envs.tools.base import Tool
+from swirl_envs.task import Task
+from swirl_envs.tools.base import Tool, ToolResult
+from swirl_envs.transcript import first_observation, transcript_messages
 
 AnswerJudge = Callable[[str, Sequence[str], str], float]
 """A judge of final answers: ``(question, gold answers, prediction) -> score in [0, 1]``."""
+
+StepResult = tuple[str, float, bool, bool, dict[str, Any]]
+"""What ``step`` returns: observation, reward, terminated, truncated, info."""
 
 _ERROR_BUDGET = 1024
 
@@ -47,7 +58,7 @@ class SwirlEnv(gym.Env[str, str]):
         max_steps: Step budget; the episode is truncated after this many actions.
         scorer: Maps ``(prediction, gold answers)`` to metrics with a ``"score"`` key.
         judge: Optional answer judge (e.g. an LLM judge); when given, its score is
-            the reward and the scorer's metrics stay in ``info``.
+            the reward and the scorer's metrics stay in ``info["metrics"]``.
         render_mode: ``"ansi"`` (return the transcript) or ``"human"`` (print it).
         max_action_chars: Longer actions are an error and are cut in the transcript.
         max_result_chars: Tool results are cut to this many characters.
@@ -93,8 +104,9 @@ class SwirlEnv(gym.Env[str, str]):
         )
         self.action_space = TranscriptSpace(max_action_chars)
         self._task: Task | None = None
+        self._prompt = ""
         self._transcript = ""
-        self._messages: list[dict[str, str]] = []
+        self._history: list[tuple[str, str]] = []
         self._steps = 0
         self._done = False
 
@@ -104,6 +116,16 @@ class SwirlEnv(gym.Env[str, str]):
         if self._task is None:
             raise RuntimeError("Call reset() before using the environment.")
         return self._task
+
+    @property
+    def unique_sound_path(self) -> bool:
+        """Whether every task declares its gold path the only sound one.
+
+        True when each task sets ``Task.unique_sound_path``. An agent-side judge reads
+        this, not the env's class, to decide whether steps can be graded against the
+        gold path.
+        """
+        return all(task.unique_sound_path for task in self.tasks)
 
     @property
     def tool_schemas(self) -> list[dict[str, Any]]:
@@ -122,27 +144,55 @@ class SwirlEnv(gym.Env[str, str]):
             raise ValueError(f"options['index'] must be an int in [0, {len(self.tasks)}).")
         self._task = self.tasks[index]
         self._steps, self._done = 0, False
-        self._transcript = f"{self.system_prompt}\n\nQuestion: {self._task.question}\n"
-        self._messages = [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": f"Question: {self._task.question}"},
-        ]
-        info = {"messages": list(self._messages), "task_id": self._task.id, "index": index}
+        self._prompt = first_observation(self.system_prompt, self._task.question)
+        self._transcript, self._history = self._prompt, []
+        info = {"messages": self._messages(), "task_id": self._task.id, "index": index}
         return self._transcript, info
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Take one action: run its tool call or score its answer, and extend the transcript."""
+    def step(self, action: str) -> StepResult:
+        """Take one action: run its tool call or score its answer, and extend the transcript.
+
+        The same as ``apply(action, parse_action(action))``.
+        """
+        return self.apply(action, self.parse_action(action))
+
+    def parse_action(self, action: str) -> Action:
+        """Read an action against this env's tools: the first half of ``step``; changes nothing.
+
+        A caller that runs tool calls itself (the rollout engine serves the search
+        calls of many envs in one batch) parses here, then hands each result to ``apply``.
+        """
+        return parse_text(action, self.tools, self.max_action_chars)
+
+    def apply(
+        self, action: str, parsed: Action, tool_result: ToolResult | None = None
+    ) -> StepResult:
+        """Take a parsed action (the second half of ``step``) and extend the transcript.
+
+        A tool call gets ``tool_result`` or else runs its tool; an answer is scored.
+
+        Args:
+            action: The action as the policy wrote it (recorded in the transcript).
+            parsed: ``self.parse_action(action)``.
+            tool_result: The result of ``parsed``'s tool call when the caller already
+                ran it (e.g. one batched call for many envs); None runs the tool here.
+
+        Raises:
+            RuntimeError: The episode is over or never started.
+            ValueError: ``tool_result`` is given for an action that is not a tool call.
+        """
         if self._task is None or self._done:
             raise RuntimeError("The episode is over (or never started); call reset().")
+        if tool_result is not None and not isinstance(parsed, ToolCall):
+            raise ValueError(f"a tool result was given for a {type(parsed).__name__}.")
         self._steps += 1
-        parsed = parse_action(action, self.tools, self.max_action_chars)
         recorded = sanitize_action(action if isinstance(action, str) else "", self.max_action_chars)
         reward, terminated, scores, feedback = 0.0, False, {}, ""
         if isinstance(parsed, FinalAnswer):
             scores = self.score_answer(self._task, parsed.text)
             reward, terminated = scores["score"], True
         elif isinstance(parsed, ToolCall):
-            feedback = self._run_tool(parsed)
+            feedback = self._tool_feedback(parsed, tool_result)
         else:
             feedback = f"\nError: {parsed.message}\n"
         self._append(recorded, feedback)
@@ -169,20 +219,27 @@ class SwirlEnv(gym.Env[str, str]):
             print(self._transcript)
         return None
 
-    def _run_tool(self, call: ToolCall) -> str:
-        # Looked up in ``self.tools`` at call time, so replacing ``tools`` takes effect.
-        tool = next(tool for tool in self.tools if tool.name == call.name)
+    def tool(self, name: str) -> Tool:
+        """The tool a ``ToolCall`` named ``name`` calls (``parse_action`` only makes known ones)."""
+        found = next((tool for tool in self.tools if tool.name == name), None)
+        if found is None:
+            raise KeyError(f"no tool named {name!r}; this env has {[t.name for t in self.tools]}.")
+        return found
+
+    def _tool_feedback(self, call: ToolCall, result: ToolResult | None) -> str:
+        tool = self.tool(call.name) if result is None else None
         try:
-            result = tool(call.argument, self.task).text
+            text = (result if tool is None else tool(call.argument, self.task)).text
         except Exception as error:  # a tool bug must not end the agent's episode
-            result = f"Error: the {call.name} tool failed ({type(error).__name__})."
-        return f"\n{call.argument} -> {result[: self.max_result_chars]}\n"
+            text = f"Error: the {call.name} tool failed ({type(error).__name__})."
+        return f"\n{call.argument} -> {text[: self.max_result_chars]}\n"
 
     def _append(self, action: str, feedback: str) -> None:
         self._transcript += action + feedback
-        self._messages.append({"role": "assistant", "content": action})
-        if feedback:
-            self._messages.append({"role": "user", "content": feedback.strip()})
+        self._history.append((action, feedback))
+
+    def _messages(self) -> list[dict[str, str]]:
+        return transcript_messages(self._prompt, self.task.question, self._history)
 
     def _step_info(
         self,
@@ -192,7 +249,7 @@ class SwirlEnv(gym.Env[str, str]):
         scores: Scores,
     ) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "messages": list(self._messages),
+            "messages": self._messages(),
             "task_id": self.task.id,
             "step": self._steps,
             "action": action,
@@ -201,6 +258,7 @@ class SwirlEnv(gym.Env[str, str]):
             "tool_input": parsed.argument if isinstance(parsed, ToolCall) else None,
             "parse_error": parsed.message if isinstance(parsed, ParseError) else None,
             "answer": parsed.text if isinstance(parsed, FinalAnswer) else None,
+            "metrics": dict(scores),
         }
-        info.update(scores)
+        info.update(scores)  # the same scores as flat keys, for code written before ``metrics``
         return info

@@ -15,7 +15,8 @@ Mathematical Reasoning with Calculator Tool Use". Adapted in four ways:
   (a copy-paste slip in the original).
 
 Each is a ``str.format`` template with ``{max_steps}``; envs accept
-``system_prompt=`` to override it. The transcript the env builds is::
+``system_prompt=`` to override it. The transcript the env builds is (its layout, and
+the same transcript as chat messages, are defined in ``swirl_envs.transcript``)::
 
     {system prompt}
 

@@ -33,10 +33,6 @@ from swirl_agents.judges.prompts import (
     parse_verdict,
     process_fields,
 )
-from swirl_envs.tasks.base import Task
-
-_NO_TASK = Task(id="judge", question="", answers=())
-"""Observations carry a task for scripted policies; a model endpoint never reads it."""
 
 
 class EndpointJudge:
@@ -158,8 +154,7 @@ class EndpointJudge:
         from swirl_agents.policies.base import Observation
 
         observations = [
-            Observation(text=text, messages=[{"role": "user", "content": text}], task=_NO_TASK)
-            for text in texts
+            Observation(text=text, messages=[{"role": "user", "content": text}]) for text in texts
         ]
         replies = self._client.act(observations)
         return [

@@ -3,10 +3,10 @@
 Outcome (every env): the final answer is GOOD when the env's scorer gives it 1
 (exact match after normalisation for QA, numeric equality for math); no answer is BAD.
 
-Process, rule ``"gold_path"`` (generated tasks, whose gold path is the expert's
-unique solution: SynthMath, SynthHop). Let the history be the transcript after
-the question. An earlier call *counts* when the env answered it (its
-``ARGUMENT -> result`` line follows it). Then a step is GOOD when:
+Process, rule ``"gold_path"`` (tasks that declare ``Task.unique_sound_path``: their
+gold path is the expert's unique solution, as in SynthMath and SynthHop). Let the
+history be the transcript after the question. An earlier call *counts* when the env
+answered it (its ``ARGUMENT -> result`` line follows it). Then a step is GOOD when:
 
 - a calculator call evaluates (with the env's safe calculator) to the value of a
   gold calculator step that is not done yet (no counted call produced that value)
@@ -41,9 +41,9 @@ from swirl_agents.judges.base import (
     ProcessQuery,
     hard_judgement,
 )
+from swirl_envs import Task
 from swirl_envs.actions import FinalAnswer, ParseError, ToolCall, parse_action
 from swirl_envs.scoring import Scorer, normalize_answer, qa_scores
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.base import Tool
 from swirl_envs.tools.calculator import CalculationError, Calculator, CalculatorLimits, evaluate
 
@@ -107,16 +107,14 @@ class ProgrammaticJudge:
 
         Args:
             env: A ``SwirlEnv`` (wrapped or not).
-            process_rule: ``"auto"`` picks ``"gold_path"`` for the generated envs
-                (SynthMath, SynthHop), ``"arithmetic"`` for other envs with a
-                calculator, and None otherwise.
+            process_rule: ``"auto"`` picks ``"gold_path"`` when the env declares its
+                gold paths the only sound ones (``env.unique_sound_path``: every task
+                sets ``Task.unique_sound_path``), ``"arithmetic"`` for other envs
+                with a calculator, and None otherwise.
         """
-        from swirl_envs.tasks.synth_hop import SynthHopEnv
-        from swirl_envs.tasks.synth_math import SynthMathEnv
-
         env = getattr(env, "unwrapped", env)
         if process_rule == "auto":
-            if isinstance(env, SynthMathEnv | SynthHopEnv):
+            if env.unique_sound_path:
                 process_rule = "gold_path"
             elif any(isinstance(tool, Calculator) for tool in env.tools):
                 process_rule = "arithmetic"
@@ -137,8 +135,9 @@ class ProgrammaticJudge:
         """Judge each step by the process rule."""
         if self.process_rule is None:
             raise ValueError(
-                "these tasks have no programmatic process rule (it exists for SynthMath, "
-                "SynthHop and calculator tasks); judge steps with a model (hf:PATH or openai:URL)"
+                "these tasks have no programmatic process rule (it exists for tasks that "
+                "declare unique_sound_path, such as SynthMath and SynthHop, and for calculator "
+                "tasks); judge steps with a model (hf:PATH or openai:URL)"
             )
         return [self._judge_step(query) for query in queries]
 

@@ -8,12 +8,13 @@ A policy is anything with an ``act`` method; subclassing is not needed::
         def act(self, observations):
             return ["<answer>42</answer>" for _ in observations]
 
-Each ``Observation`` carries the env's transcript (``text``) and the same transcript
-as chat messages (``messages``); a policy reads whichever it wants. It also carries
-the episode's context: the task (scripted policies read its gold path), the step
-number, a seed that depends only on the run's seed, the task and the sample (so
-sampling does not depend on batch size or on a crash and resume), and the closing
-tags after which the env stops reading an action.
+Each ``Observation`` carries the env's transcript (``text``), the same transcript as
+chat messages (``messages``) and in segments; a policy reads whichever it wants. It
+also carries the episode's context: the step number, a seed that depends only on the
+run's seed, the task and the sample (so sampling does not depend on batch size or on
+a crash and resume), the closing tags after which the env stops reading an action,
+and the task itself, which only scripted policies read (its gold path): a model
+policy works from the transcript alone, so an observation may come without a task.
 
 Optional extras the rollout engine uses when present: ``settings() -> dict`` (stored
 with every trajectory), ``stats`` (a ``PolicyStats``, for tokens/s) and ``close()``.
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from swirl_envs.tasks.base import Task
+from swirl_envs import Task
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,8 @@ class Observation:
     Attributes:
         text: The transcript so far (SWiRL's state s_k), exactly as the env built it.
         messages: The same transcript as chat messages (``role``, ``content``).
-        task: The episode's task; scripted policies read ``gold_path`` from it, and
-            model policies must ignore it.
+        task: The episode's task, or None; scripted policies read ``gold_path`` from
+            it, and model policies must ignore it.
         step: How many actions the episode has taken so far.
         seed: The episode's seed (see ``episode_seed``); combine it with ``step``
             through ``step_seed`` for anything random.
@@ -50,7 +51,7 @@ class Observation:
 
     text: str
     messages: list[dict[str, str]]
-    task: Task
+    task: Task | None = None
     step: int = 0
     seed: int = 0
     stop: tuple[str, ...] = ()

@@ -4,7 +4,9 @@ The prompt is the env's transcript (``prompt_format="text"``) or its chat messag
 through the tokenizer's chat template (``"chat"``); ``"auto"`` picks chat when the
 tokenizer has a template. A transcript is encoded segment by segment (the prompt, then
 each action and feedback), as training encodes it, and each round only encodes the
-segments that are new since the episode's last round.
+segments that are new since the episode's last round (``swirl_agents.encoding``). The
+policy reads only the observation's text, messages, segments, step, seed and stop
+tags: it needs no ``Task``.
 
 Decoding is a plain loop of forward passes over the model's cache, one token per row
 per pass: a row stops at the end-of-sequence token, at ``max_new_tokens``, or as soon
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import (
@@ -40,7 +42,12 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from swirl_agents.decompose import leading_special_ids
+from swirl_agents.encoding import (
+    PromptFormat,
+    SegmentCache,
+    chat_prompt_ids,
+    resolve_prompt_format,
+)
 from swirl_agents.policies.base import (
     Observation,
     PolicyStats,
@@ -54,8 +61,6 @@ from swirl_agents.policies.kv_cache import (
     PaddedBatch,
     supports_reuse,
 )
-
-PromptFormat = Literal["auto", "text", "chat"]
 
 
 class HFPolicy:
@@ -87,17 +92,13 @@ class HFPolicy:
         reuse_kv: bool = True,
         name: str | None = None,
     ):
-        if prompt_format not in ("auto", "text", "chat"):
-            raise ValueError(f"prompt_format must be auto, text or chat, got {prompt_format!r}.")
-        has_template = bool(getattr(tokenizer, "chat_template", None))
-        if prompt_format == "chat" and not has_template:
-            raise ValueError("prompt_format='chat' needs a tokenizer with a chat template.")
+        layout = resolve_prompt_format(tokenizer, prompt_format)
         self.model = model.eval()
         self.tokenizer = tokenizer
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.sampling = sampling or SamplingSettings()
-        self.chat = prompt_format == "chat" or (prompt_format == "auto" and has_template)
+        self.chat = layout == "chat"
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self._call = ModelCall(model)
         self.kv_cache = EpisodeKVCache(self._call) if reuse_kv and supports_reuse(model) else None
@@ -105,12 +106,10 @@ class HFPolicy:
         eos = eos if eos is not None else tokenizer.eos_token_id
         self._eos = set(eos if isinstance(eos, list) else [eos]) - {None}
         self._stop_tokens: dict[tuple[str, ...], torch.Tensor] = {}
-        try:
-            self._leading: list[int] | None = leading_special_ids(tokenizer)
+        try:  # the text layout's ids of each live episode (keyed by seed), kept between rounds
+            self._segments: SegmentCache | None = SegmentCache(tokenizer)
         except ValueError:  # a tokenizer that cannot encode segment by segment
-            self._leading = None
-        self._encoded: dict[int, tuple[tuple[str, ...], list[int]]] = {}
-        """Per live episode (seed): its last segments and their token ids."""
+            self._segments = None
         self.stats = PolicyStats()
 
     @classmethod
@@ -236,44 +235,10 @@ class HFPolicy:
 
     def _tokenize(self, observations: Sequence[Observation]) -> list[list[int]]:
         if self.chat:
-            prompts = [
-                self.tokenizer.apply_chat_template(
-                    o.messages, tokenize=False, add_generation_prompt=True
-                )
-                for o in observations
-            ]
-            # The template writes the special tokens itself.
-            return self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-        if self._leading is None:
+            return chat_prompt_ids(self.tokenizer, [o.messages for o in observations])
+        if self._segments is None:
             return self.tokenizer([o.text for o in observations])["input_ids"]
-        return self._encode_segments(observations)
-
-    def _encode_segments(self, observations: Sequence[Observation]) -> list[list[int]]:
-        """Each transcript's ids, segment by segment (``decompose.tokenize_state``'s encoding).
-
-        An episode's segments only grow, so only those not encoded in its last round
-        are; all rows' new segments go through the tokenizer in one call.
-        """
-        pending = []
-        for observation in observations:
-            segments = observation.segments or (observation.text,)
-            known, ids = self._encoded.get(observation.seed, ((), self._leading))
-            if segments[: len(known)] != known:
-                known, ids = (), self._leading
-            pending.append((segments, len(known), ids))
-        texts = [text for segments, start, _ in pending for text in segments[start:] if text]
-        encoded = iter(
-            self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else ()
-        )
-        rows, self._encoded = [], {}
-        for observation, (segments, start, ids) in zip(observations, pending, strict=True):
-            row = list(ids)
-            for text in segments[start:]:
-                if text:
-                    row.extend(next(encoded))
-            self._encoded[observation.seed] = (segments, row)
-            rows.append(row)
-        return rows
+        return self._segments.encode([(o.seed, o.segments or (o.text,)) for o in observations])
 
     def _sampler(
         self, observations: Sequence[Observation]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from swirl_agents.policies.base import Observation, step_seed
+from swirl_envs import Task
 from swirl_envs.actions import ANSWER_TAG
 
 _FINAL_TAG = re.compile(r"<([A-Za-z_][\w-]{0,40})>(.*?)</\1>\s*$", re.S)
@@ -23,9 +24,20 @@ _OPERATOR = re.compile(r"(?<=[\w)\s])([-+*/])(?=[\s\w(.])")
 _OPERATORS = "+-*/"
 
 
+def task_of(observation: Observation) -> Task:
+    """The observation's task, which a scripted policy cannot act without.
+
+    Raises:
+        ValueError: The observation carries no task (only the rollout engine's do).
+    """
+    if observation.task is None:
+        raise ValueError("a scripted policy reads the task's gold path; this observation has none.")
+    return observation.task
+
+
 def gold_action(observation: Observation) -> str:
     """The gold path's action for this step, or the gold answer once the path is used up."""
-    task = observation.task
+    task = task_of(observation)
     if observation.step < len(task.gold_path):
         return task.gold_path[observation.step]
     return f"<{ANSWER_TAG}>{task.answer}</{ANSWER_TAG}>"
@@ -94,7 +106,7 @@ def corrupt_action(action: str, observation: Observation, rng: random.Random) ->
         return action
     argument = match.group(2)
     if _OPERATOR.search(argument) and _NUMBER.search(argument):
-        wrong = _wrong_calculation(argument, observation.task.question, rng)
+        wrong = _wrong_calculation(argument, task_of(observation).question, rng)
     elif _NUMBER.fullmatch(argument.strip()):
         wrong = _wrong_number(argument.strip(), rng)
     else:
@@ -126,7 +138,7 @@ def _wrong_number(number: str, rng: random.Random) -> str:
 
 
 def _wrong_entity(argument: str, observation: Observation, rng: random.Random) -> str:
-    task = observation.task
+    task = task_of(observation)
     right = argument.strip().lower()
     names = {passage.title for passage in task.passages} | set(task.answers)
     others = sorted(name for name in names if name.strip() and name.strip().lower() != right)
@@ -156,7 +168,7 @@ class RandomPolicy:
 
     def _act_one(self, observation: Observation) -> str:
         rng = random.Random(step_seed(observation.seed, observation.step))
-        words = observation.task.question.split() or ["nothing"]
+        words = task_of(observation).question.split() or ["nothing"]
         tags = [tag[2:-1] for tag in observation.stop] or [ANSWER_TAG]
         tag = rng.choice(tags)
         phrase = " ".join(rng.choices(words, k=rng.randint(1, 3)))

@@ -11,11 +11,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from swirl_agents.encoding import PROMPT_FORMATS
+
 Objective = Literal["swirl-offline", "swirl-online", "sft"]
 OBJECTIVES: tuple[str, ...] = ("swirl-offline", "swirl-online", "sft")
 SCHEDULES: tuple[str, ...] = ("cosine", "linear", "constant")
 WEIGHTINGS: tuple[str, ...] = ("judge", "uniform")
-PROMPT_FORMATS: tuple[str, ...] = ("auto", "text", "chat")
 DEFAULT_REDUCTION = {"swirl-offline": "action_mean", "swirl-online": "action_sum", "sft": "token"}
 """How each objective reduces an action's tokens (see ``swirl_agents.train.losses``)."""
 

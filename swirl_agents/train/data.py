@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from swirl_agents.decompose import PromptFormat, TokenizedTrajectory, tokenize_trajectory
+from swirl_agents.decompose import tokenize_trajectory
+from swirl_agents.encoding import PromptFormat, TokenizedTrajectory
 from swirl_agents.trajectory import Trajectory
 
 
@@ -26,7 +27,7 @@ class TrainExample:
     """A token sequence, the spans of its trained actions, and one weight per action.
 
     Attributes:
-        tokens: Ids and action spans (``swirl_agents.decompose``).
+        tokens: Ids and action spans (``swirl_agents.encoding``).
         weights: The weight of each action span (step reward, advantage, or 1).
     """
 
@@ -142,7 +143,7 @@ def offline_examples(
             after it is never trained, so it is not fed either).
         weighting: ``"judge"`` weights each action by its process-judge score
             (``step_rewards``); ``"uniform"`` gives every action weight 1.
-        prompt_format: The layout the policy sees (``swirl_agents.decompose``).
+        prompt_format: The layout the policy sees (``swirl_agents.encoding``).
 
     Raises:
         ValueError: ``weighting`` is ``"judge"`` and a trajectory has no judgement for a

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 from transformers import GenerationConfig
 
-from swirl_agents.decompose import PromptFormat, SubTrajectory, TokenizedTrajectory, tokenize_state
+from swirl_agents.decompose import SubTrajectory, tokenize_state
+from swirl_agents.encoding import PromptFormat, TokenizedTrajectory
 from swirl_agents.judges.base import Judgement, ProcessQuery
 from swirl_agents.train.data import TrainExample
 from swirl_agents.train.losses import group_advantages
@@ -44,7 +45,7 @@ class SamplingConfig:
         top_p: Nucleus sampling mass.
         max_new_tokens: Longest action in tokens.
         stop: Closing tags that end an action.
-        prompt_format: The layout the policy sees (``swirl_agents.decompose``).
+        prompt_format: The layout the policy sees (``swirl_agents.encoding``).
         synced: Keep every process generating until all are done (needed under FSDP,
             where each forward pass is a collective).
     """

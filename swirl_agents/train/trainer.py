@@ -31,7 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from swirl_agents.decompose import decompose_trajectory, resolve_prompt_format
+from swirl_agents.decompose import decompose_trajectory
+from swirl_agents.encoding import resolve_prompt_format
 from swirl_agents.train.checkpoint import (
     export_model,
     gather_model_state,

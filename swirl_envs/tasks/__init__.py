@@ -1,5 +1,5 @@
 """Task sources: each module turns a data source into a list of ``Task`` records."""
 
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs.task import Passage, Task
 
 __all__ = ["Passage", "Task"]

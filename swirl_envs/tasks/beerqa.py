@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from swirl_envs.tasks.base import Task
+from swirl_envs.task import Task
 from swirl_envs.tasks.fields import as_object, field, passage_from_pair, string_list
 from swirl_envs.tasks.files import DatasetFiles, OnError, RecordError, load_tasks
 from swirl_envs.tasks.search_env import SearchQAEnv, gold_search_path

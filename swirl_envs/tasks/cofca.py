@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs.task import Passage, Task
 from swirl_envs.tasks.fields import as_object, field, first_field, passage_from_pair, string_list
 from swirl_envs.tasks.files import DatasetFiles, OnError, RecordError, json_type, load_tasks
 from swirl_envs.tasks.hotpotqa import supporting_titles

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from swirl_envs.actions import ANSWER_TAG
-from swirl_envs.tasks.base import Passage
+from swirl_envs.task import Passage
 from swirl_envs.tasks.files import RecordError, json_type
 from swirl_envs.tools.search import SearchTool
 

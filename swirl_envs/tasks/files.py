@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from swirl_envs.tasks.base import Task
+from swirl_envs.task import Task
 
 OnError = Literal["raise", "skip"]
 """What a loader does with a bad record: stop with an error, or drop it and log a count."""

@@ -26,7 +26,7 @@ from typing import Any
 from swirl_envs.env import AnswerJudge, SwirlEnv
 from swirl_envs.prompts import CALCULATOR_PROMPT
 from swirl_envs.scoring import math_scores, numbers_equal, parse_number
-from swirl_envs.tasks.base import Task
+from swirl_envs.task import Task
 from swirl_envs.tasks.fields import answer_action, field, tag_action
 from swirl_envs.tasks.files import DatasetFiles, HubDataset, OnError, RecordError, load_tasks
 from swirl_envs.tools.base import Tool

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from swirl_envs.tasks.base import Task
+from swirl_envs.task import Task
 from swirl_envs.tasks.fields import field, first_field, passage_from_pair, unique_in_order
 from swirl_envs.tasks.files import DatasetFiles, HubDataset, OnError, RecordError, load_tasks
 from swirl_envs.tasks.search_env import SearchQAEnv, gold_search_path

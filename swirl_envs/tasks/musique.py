@@ -35,7 +35,7 @@ import re
 from typing import Any
 
 from swirl_envs.scoring import Scores, normalize_answer, squad_qa_scores
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs.task import Passage, Task
 from swirl_envs.tasks.fields import as_object, field, optional_field, string_list
 from swirl_envs.tasks.files import DatasetFiles, HubDataset, OnError, RecordError, load_tasks
 from swirl_envs.tasks.search_env import SearchQAEnv, gold_search_path

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from swirl_envs.env import AnswerJudge, SwirlEnv
 from swirl_envs.prompts import SEARCH_PROMPT
 from swirl_envs.scoring import Scorer, qa_scores
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs.task import Passage, Task
 from swirl_envs.tasks.fields import answer_action, search_action
 from swirl_envs.tasks.files import OnError
 from swirl_envs.tools.search import SearchTool, make_search_tool

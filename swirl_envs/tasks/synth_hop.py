@@ -45,7 +45,7 @@ from typing import Any
 from swirl_envs.env import AnswerJudge, SwirlEnv
 from swirl_envs.prompts import SEARCH_PROMPT
 from swirl_envs.scoring import qa_scores
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs.task import Passage, Task
 from swirl_envs.tools.search import SearchTool, shared_index
 
 ENTITY_TYPES = ("person", "company", "city", "country")
@@ -451,6 +451,7 @@ def _make_task(
         passages=tuple(world.entities[name].passage for name in searched),
         supporting=searched,
         meta=meta,
+        unique_sound_path=True,
     )
 
 

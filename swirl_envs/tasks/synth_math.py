@@ -30,7 +30,7 @@ from typing import Any
 from swirl_envs.env import AnswerJudge, SwirlEnv
 from swirl_envs.prompts import CALCULATOR_PROMPT
 from swirl_envs.scoring import math_scores
-from swirl_envs.tasks.base import Task
+from swirl_envs.task import Task
 from swirl_envs.tools.calculator import Calculator
 
 SPLITS = ("train", "test")
@@ -374,6 +374,7 @@ def _make_task(problem: _Problem, rng: random.Random, task_id: str, split: str) 
         answers=(str(values[-1]),),
         gold_path=tuple(gold_path),
         meta=meta,
+        unique_sound_path=True,
     )
 
 

@@ -3,15 +3,20 @@
 A tool never parses action text (``swirl_envs.actions`` does that) and never
 raises on model input: every failure is a ``ToolResult`` with ``ok=False`` whose
 text tells the agent what went wrong.
+
+A tool may serve many calls at once (``call_many``); the rollout engine sends every
+call a tool gets in one round through it, so a tool with a faster batched path (the
+search tool scores all queries against a shared index at once) overrides it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from swirl_envs.tasks.base import Task
+from swirl_envs.task import Task
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class Tool(ABC):
     @abstractmethod
     def __call__(self, argument: str, task: Task) -> ToolResult:
         """Run the tool on ``argument`` in the context of ``task``."""
+
+    def call_many(self, calls: Sequence[tuple[str, Task]]) -> list[ToolResult]:
+        """Serve many ``(argument, task)`` calls, in order; one by one unless overridden."""
+        return [self(argument, task) for argument, task in calls]
 
     @property
     def schema(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse
 
-from swirl_envs.tasks.base import Passage
+from swirl_envs.task import Passage
 from swirl_envs.tools.index_store import (
     IndexFormatError,
     PassageTable,

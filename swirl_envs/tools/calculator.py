@@ -41,7 +41,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 import mpmath
 import sympy
 
-from swirl_envs.tasks.base import Task
+from swirl_envs.task import Task
 from swirl_envs.tools.base import Tool, ToolResult
 
 Number = sympy.Rational | sympy.Float

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from swirl_envs.tasks.base import Passage
+from swirl_envs.task import Passage
 
 MANIFEST = "manifest.json"
 _ALWAYS_CHECKSUM_BYTES = 1 << 20

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from swirl_envs.tasks.base import Passage
+from swirl_envs.task import Passage
 from swirl_envs.tools.index_store import IndexFormatError, read_manifest
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs.task import Passage, Task
 from swirl_envs.tools.base import Tool, ToolResult
 from swirl_envs.tools.bm25 import BM25Index, Hit, Retriever
 from swirl_envs.tools.index_store import IndexFormatError

@@ -1,4 +1,7 @@
-"""Step-wise decomposition: K actions -> K sub-trajectories, as text and prefix-exact token ids."""
+"""Step-wise decomposition: K actions -> K sub-trajectories, as text and prefix-exact token ids.
+
+The encoding it relies on (``swirl_agents.encoding``, shared with the policies) is tested here too.
+"""
 
 import gymnasium as gym
 import pytest
@@ -7,19 +10,25 @@ pytest.importorskip("transformers")
 
 import swirl_envs  # noqa: E402
 from swirl_agents.decompose import (  # noqa: E402
-    TokenizedTrajectory,
     decompose_trajectory,
-    env_messages,
-    leading_special_ids,
     tokenize_state,
     tokenize_sub_trajectory,
     tokenize_trajectory,
+)
+from swirl_agents.encoding import (  # noqa: E402
+    SegmentCache,
+    TokenizedTrajectory,
+    chat_prompt_ids,
+    leading_special_ids,
+    state_ids,
+    tokenize_segments,
     transcript_segments,
 )
 from swirl_agents.policies.scripted import OraclePolicy, RandomPolicy  # noqa: E402
 from swirl_agents.rollout import rollout  # noqa: E402
 from swirl_agents.tiny import train_tiny_tokenizer  # noqa: E402
 from swirl_agents.trajectory import Step, Trajectory  # noqa: E402
+from swirl_envs.transcript import transcript_messages  # noqa: E402
 from tests.envs.dataset_fixtures import dataset_env_kwargs  # noqa: E402
 
 ENV_IDS = sorted(swirl_envs.ENV_IDS)
@@ -148,7 +157,7 @@ def test_text_layout_decodes_to_the_transcript_and_chat_layout_to_the_template(
         assert text.input_ids[0] == tokenizer.bos_token_id
         chat = tokenize_trajectory(trajectory, tokenizer, "chat")
         steps = [(s.action, s.feedback) for s in trajectory.steps]
-        messages = env_messages(trajectory.prompt, trajectory.question, steps)
+        messages = transcript_messages(trajectory.prompt, trajectory.question, steps)
         rendered = tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
@@ -156,7 +165,7 @@ def test_text_layout_decodes_to_the_transcript_and_chat_layout_to_the_template(
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_env_messages_equal_the_messages_the_env_itself_reports(env_id, real_trajectories):
+def test_a_stored_trajectory_gives_back_the_messages_the_env_reported(env_id, real_trajectories):
     trajectories, fixtures = real_trajectories(env_id)
     env = gym.make(env_id, **dataset_env_kwargs(env_id, fixtures))
     for trajectory in trajectories:
@@ -164,7 +173,9 @@ def test_env_messages_equal_the_messages_the_env_itself_reports(env_id, real_tra
         for step in trajectory.steps:
             *_, info = env.step(step.action)
         steps = [(s.action, s.feedback) for s in trajectory.steps]
-        assert env_messages(trajectory.prompt, trajectory.question, steps) == info["messages"]
+        assert (
+            transcript_messages(trajectory.prompt, trajectory.question, steps) == info["messages"]
+        )
 
 
 def test_whole_string_tokenization_would_break_the_prefix_property(tokenizers):
@@ -226,6 +237,48 @@ def test_chat_template_that_rewrites_history_is_rejected(tokenizers):
         )
 
 
-def test_prompt_not_written_by_the_env_is_a_clear_error():
-    with pytest.raises(ValueError, match="question"):
-        env_messages("Just a prompt", "What?", [])
+def test_segment_cache_encodes_only_new_segments_and_equals_the_one_shot_encoding(tokenizers):
+    tokenizer = tokenizers["merging"]
+    trajectory = handmade_trajectory()
+    pieces = [trajectory.prompt]
+    for step in trajectory.steps:
+        pieces += [step.action, step.feedback]
+    calls = []
+
+    class Counting:
+        def __call__(self, texts, **kwargs):
+            calls.append(list(texts))
+            return tokenizer(texts, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+    cache = SegmentCache(Counting())
+    calls.clear()  # finding the leading ids probes the tokenizer once
+    for end in (1, 3, len(pieces)):
+        segments = tuple(pieces[:end])
+        (row,) = cache.encode([("episode", segments)])
+        one_shot = tokenize_segments([(text, False) for text in segments], tokenizer)
+        assert row == list(one_shot.input_ids)
+    assert calls == [pieces[:1], pieces[1:3], [p for p in pieces[3:] if p]]
+    (other,) = cache.encode([("episode", ("A different prompt",))])  # not a continuation
+    assert other == list(tokenize_segments([("A different prompt", False)], tokenizer).input_ids)
+
+
+def test_state_ids_are_the_policy_prompt_of_a_state_in_either_layout(tokenizers):
+    tokenizer = tokenizers["tiny"]
+    trajectory = handmade_trajectory()
+    steps = [(step.action, step.feedback) for step in trajectory.steps[:2]]
+    sub = decompose_trajectory(trajectory)[2]
+    for layout in ("text", "chat"):
+        ids = state_ids(trajectory.prompt, trajectory.question, steps, tokenizer, layout)
+        assert ids == tokenize_state(sub, tokenizer, layout)
+    messages = transcript_messages(trajectory.prompt, trajectory.question, steps)
+    (chat,) = chat_prompt_ids(tokenizer, [messages])
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert tokenizer.decode(chat) == rendered
+    assert state_ids(trajectory.prompt, trajectory.question, steps, tokenizer, "auto") == (
+        state_ids(trajectory.prompt, trajectory.question, steps, tokenizer, "chat")
+    )
+    with pytest.raises(ValueError, match="prompt_format"):
+        state_ids(trajectory.prompt, trajectory.question, steps, tokenizer, "html")

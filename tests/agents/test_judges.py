@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import gymnasium as gym
 import pytest
@@ -33,10 +34,10 @@ from swirl_agents.judges.prompts import OUTCOME_FIELDS, PROCESS_FIELDS, process_
 from swirl_agents.policies.scripted import NoisyOraclePolicy
 from swirl_agents.rollout import rollout
 from swirl_agents.store import TrajectoryStore, load_trajectories
+from swirl_envs import Task
 from swirl_envs.env import SwirlEnv
 from swirl_envs.prompts import CALCULATOR_PROMPT
 from swirl_envs.scoring import math_scores
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.calculator import Calculator
 from tests.agents.judge_fixtures import CountingJudge, play
 
@@ -243,6 +244,30 @@ def test_search_must_name_a_known_gold_entity_once(hop_env):
         ]},
     )  # fmt: skip
     assert verdicts(judge, trajectory) == [False, True, False, False, False]
+
+
+def test_from_env_picks_the_rule_the_tasks_declare_not_the_env_class(math_env, hop_env):
+    assert math_env.unique_sound_path and hop_env.unique_sound_path
+    assert ProgrammaticJudge.from_env(math_env).process_rule == "gold_path"
+    assert ProgrammaticJudge.from_env(hop_env).process_rule == "gold_path"
+    question = "Ada has 9 beads. They triple. How many now?"
+    declared = Task("d", question, ("27",), ("<math_exp>9 * 3</math_exp>", "<answer>27</answer>"))
+    custom = calculator_env(replace(declared, unique_sound_path=True))  # a plain SwirlEnv
+    assert ProgrammaticJudge.from_env(custom).process_rule == "gold_path"
+    # One task that does not declare it is enough to fall back to the calculator rule.
+    mixed = SwirlEnv(
+        [replace(declared, unique_sound_path=True), replace(declared, id="e")],
+        [Calculator()], system_prompt=CALCULATOR_PROMPT, max_steps=6, scorer=math_scores,
+    )  # fmt: skip
+    assert not mixed.unique_sound_path
+    assert ProgrammaticJudge.from_env(mixed).process_rule == "arithmetic"
+    searching = SwirlEnv(hop_env.tasks[:1], hop_env.tools, system_prompt="{max_steps}", max_steps=5)
+    assert ProgrammaticJudge.from_env(searching).process_rule == "gold_path"
+    undeclared = SwirlEnv(
+        [replace(hop_env.tasks[0], unique_sound_path=False)], hop_env.tools,
+        system_prompt="{max_steps}", max_steps=5,
+    )  # fmt: skip
+    assert ProgrammaticJudge.from_env(undeclared).process_rule is None
 
 
 def test_arithmetic_rule_checks_calculations_and_the_final_number():

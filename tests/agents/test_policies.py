@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -22,7 +25,7 @@ from swirl_agents.policies import (
 )
 from swirl_agents.policies.base import cut_at_stop, restore_stop
 from swirl_agents.policies.scripted import corrupt_action
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs import Passage, Task
 from tests.agents.fault_server import FaultServer
 
 STOP = ("</math_exp>", "</search_query>", "</answer>")
@@ -496,16 +499,48 @@ def test_hf_text_prompt_is_encoded_segment_by_segment_as_training_encodes_it(tin
             return getattr(self.inner, name)
 
     # The next round encodes only the new action and feedback.
-    policy.tokenizer = Recording(tokenizer)
+    recording = policy._segments.tokenizer = Recording(tokenizer)
     step = ("<math_exp>12 / 4</math_exp>", "\n<result>3</result>\n")
     later = Observation(text + "".join(step), [], MATH, 2, 7, STOP, (*segments, *step))
     (row,) = policy._tokenize([later])
-    assert policy.tokenizer.texts == [list(step)]
+    assert recording.texts == [list(step)]
     later_sub = SubTrajectory("m0", 0, 2, 3, MATH.question, prompt, (*history, step), "unused")
     assert row == tokenize_state(later_sub, tokenizer, "text")
     # Without segments (a caller that only has the text), the text is one segment.
     plain = Observation(text, [], MATH, 1, 8, STOP)
     assert policy._tokenize([plain]) == [tokenizer(text)["input_ids"]]
+
+
+@pytest.mark.parametrize("prompt_format", ["text", "chat"])
+def test_hf_policy_acts_from_the_transcript_alone_without_a_task(tiny_path, prompt_format):
+    from swirl_agents.policies.hf import HFPolicy
+
+    settings = SamplingSettings(temperature=1.0, max_new_tokens=8)
+    policy = HFPolicy.from_pretrained(
+        str(tiny_path), sampling=settings, prompt_format=prompt_format, device="cpu"
+    )
+    with_task = [observe(MATH, seed=3), observe(HOP, seed=4)]
+    without = [replace(observation, task=None) for observation in with_task]
+    assert without[0].task is None
+    policy.close()
+    first = policy.act(with_task)
+    policy.close()
+    assert policy.act(without) == first
+
+
+def test_policies_import_the_encoding_not_a_training_module():
+    script = (
+        "import sys, swirl_agents.policies.hf, swirl_agents.policies.openai_compat; "
+        "print(sorted(m for m in sys.modules if m.startswith(('swirl_agents.decompose', "
+        "'swirl_agents.train'))), 'swirl_agents.encoding' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.split() == ["[]", "True"], done.stderr
+
+
+def test_scripted_policies_say_they_need_the_task():
+    with pytest.raises(ValueError, match="gold path"):
+        OraclePolicy().act([replace(observe(MATH), task=None)])
 
 
 def test_hf_forgets_reused_values_when_the_weights_change(tiny_path):

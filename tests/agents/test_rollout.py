@@ -17,8 +17,8 @@ import swirl_envs  # noqa: F401 - registers the env ids
 from swirl_agents.policies import NoisyOraclePolicy, OraclePolicy, RandomPolicy, episode_seed
 from swirl_agents.rollout import rollout
 from swirl_agents.store import TornLineWarning, TrajectoryStore, load_trajectories
+from swirl_envs import Passage, Task
 from swirl_envs.env import SwirlEnv
-from swirl_envs.tasks.base import Passage, Task
 from swirl_envs.tools.base import Tool, ToolResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +56,8 @@ def test_oracle_is_always_right_and_stored_trajectories_replay_exactly(tmp_path,
     fresh = gym.make(env_id, num_tasks=25)
     for trajectory in stored:
         assert trajectory.terminated and trajectory.score == 1.0
+        gold = trajectory.answers
+        assert trajectory.metrics == fresh.unwrapped.scorer(gold[0], gold)  # info["metrics"]
         assert trajectory.env_id == env_id and trajectory.env_kwargs["num_tasks"] == 25
         assert trajectory.policy == {"name": "oracle"}
         assert trajectory.seed == episode_seed(0, trajectory.task_id, trajectory.sample)
@@ -157,7 +159,57 @@ def test_search_calls_of_a_round_are_served_in_one_batch():
 
 
 class _Unbatched(RecordingSearch):
-    call_many = None  # type: ignore[assignment]
+    """Serves a round's calls one by one: ``Tool.call_many``'s default."""
+
+    call_many = Tool.call_many
+
+
+class _FailingBatch(RecordingSearch):
+    """A batched entry point that fails: each env then runs its call itself."""
+
+    def call_many(self, calls):
+        raise RuntimeError("the batch failed")
+
+
+class WatchedEnv(SwirlEnv):
+    """Records each ``parse_action`` (copies share the record); reassigning ``tools`` fails."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.parsed: list[str] = []
+
+    def __setattr__(self, name, value):
+        if name == "tools" and "tools" in vars(self):
+            raise AssertionError("env.tools was reassigned")
+        super().__setattr__(name, value)
+
+    def parse_action(self, action):
+        self.parsed.append(action)
+        return super().parse_action(action)
+
+
+def test_each_action_is_parsed_once_and_batched_results_are_applied_without_touching_tools():
+    tool = RecordingSearch()
+    env = WatchedEnv(
+        hop_tasks(6), [tool], system_prompt="Answer in {max_steps} steps.", max_steps=4
+    )
+    tools = env.tools
+    result = rollout(env, NoisyOraclePolicy(0.3), samples=2, batch_size=5, progress=False)
+    assert len(env.parsed) == result.summary.actions  # once per action, by the engine
+    assert env.tools is tools and tools == [tool]
+    searches = [(t, s) for t in result.trajectories for s in t.steps if s.tool == "search"]
+    assert tool.single_calls == 0 and sum(tool.batches) == len(searches)
+    tasks = {task.id: task for task in env.tasks}
+    for trajectory, step in searches:  # each env got its own episode's result from the batch
+        found = tool.lookup(step.tool_input, tasks[trajectory.task_id]).text
+        assert step.feedback == f"\n{step.tool_input} -> {found}\n"
+    failing = _FailingBatch()
+    fallback = WatchedEnv(
+        hop_tasks(6), [failing], system_prompt="Answer in {max_steps} steps.", max_steps=4
+    )
+    again = rollout(fallback, NoisyOraclePolicy(0.3), samples=2, batch_size=5, progress=False)
+    assert comparable(again.trajectories) == comparable(result.trajectories)
+    assert failing.single_calls == len(searches)
 
 
 def test_a_store_makes_a_second_run_skip_finished_episodes(tmp_path):

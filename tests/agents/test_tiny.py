@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from swirl_agents.tiny import TURN_END, build_tiny_model, tiny_corpus  # noqa: E402
+from swirl_envs import Passage, Task  # noqa: E402
 from swirl_envs.env import SwirlEnv  # noqa: E402
-from swirl_envs.tasks.base import Passage, Task  # noqa: E402
 from swirl_envs.tools.base import Tool, ToolResult  # noqa: E402
 
 

@@ -10,10 +10,11 @@ import time
 
 import pytest
 
+from swirl_envs import Passage, Task
 from swirl_envs.actions import FinalAnswer, ParseError, ToolCall, parse_action
 from swirl_envs.env import SwirlEnv
 from swirl_envs.prompts import SEARCH_PROMPT
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs.tools.base import ToolResult
 from swirl_envs.tools.calculator import Calculator
 from swirl_envs.tools.search import SearchTool
 
@@ -241,3 +242,51 @@ def test_many_unclosed_tags_are_parsed_in_linear_time(action):
     env = make_env(max_action_chars=1 << 16)
     observation, reward, *_ = timed_step(env, action)
     assert "Error: " in observation and reward == 0.0
+
+
+# -- step = parse + apply ---------------------------------------------------------------
+
+MIXED = [
+    "<search_query>Ada Lovelace</search_query>",
+    "no call",
+    "<math_exp>1815 + 37</math_exp>",
+    '{"name": "search", "arguments": {"query": "Paris"}}',
+    "<answer>London</answer>",
+]
+
+
+def test_step_is_parse_action_then_apply():
+    stepped, split = make_env(), make_env()
+    for action in MIXED:
+        parsed = split.parse_action(action)
+        assert parsed == parse_action(action, TOOLS)
+        assert split.apply(action, parsed) == stepped.step(action)
+
+
+def test_apply_uses_a_tool_result_the_caller_computed_instead_of_running_the_tool():
+    env = make_env(max_result_chars=12)
+    action = "<search_query>Ada Lovelace</search_query>"
+    observation, _, _, _, info = env.apply(
+        action, env.parse_action(action), ToolResult("served in a batch, cut at the limit")
+    )
+    assert info["feedback"] == "\nAda Lovelace -> served in a \n"  # 12 characters
+    assert observation.endswith(action + info["feedback"]) and info["tool"] == "search"
+    assert env.tool("search") is TOOLS[0] and env.tool("calculator") is TOOLS[1]
+    with pytest.raises(KeyError, match="lookup"):
+        env.tool("lookup")
+
+
+def test_apply_refuses_a_tool_result_for_an_answer_and_a_finished_episode():
+    env = make_env()
+    answer = "<answer>London</answer>"
+    with pytest.raises(ValueError, match="FinalAnswer"):
+        env.apply(answer, env.parse_action(answer), ToolResult("x"))
+    assert env.apply(answer, env.parse_action(answer))[1] == 1.0
+    with pytest.raises(RuntimeError, match="reset"):
+        env.apply(answer, env.parse_action(answer))
+
+
+def test_tool_call_many_defaults_to_one_call_at_a_time():
+    calculator = Calculator()
+    calls = [("2 + 3", TASK), ("1 / 0", TASK)]
+    assert calculator.call_many(calls) == [calculator(argument, task) for argument, task in calls]

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from swirl_envs import Task
 from swirl_envs.env import SwirlEnv
 from swirl_envs.prompts import CALCULATOR_PROMPT
 from swirl_envs.scoring import math_scores
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.calculator import Calculator, CalculatorLimits
 
 TASK = Task(

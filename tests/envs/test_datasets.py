@@ -11,9 +11,9 @@ import gymnasium as gym
 import pytest
 
 import swirl_envs  # noqa: F401  (registers the ids)
+from swirl_envs import Task
 from swirl_envs.prompts import SEARCH_PROMPT
 from swirl_envs.scoring import numbers_equal
-from swirl_envs.tasks.base import Task
 from swirl_envs.tasks.beerqa import BeerQAEnv, load_beerqa
 from swirl_envs.tasks.cofca import CofCAEnv, load_cofca
 from swirl_envs.tasks.files import DataFormatError, DatasetNotFoundError
@@ -253,7 +253,22 @@ def test_judge_hook_decides_the_reward_and_exact_match_stays_in_info(tmp_path):
     env = qa_env("hotpotqa", tmp_path, judge=judge)
     ((reward, info),) = play(env, 0, ["<answer>yes</answer>"])
     assert reward == 0.25 and info["judge"] == 0.25 and info["em"] == 1.0
+    assert info["metrics"] == {
+        "score": 0.25, "em": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0, "judge": 0.25
+    }  # fmt: skip
     assert calls == [(env.tasks[0].question, ("yes",), "yes")]
+
+
+def test_answer_metrics_are_under_one_info_key_and_also_flat(tmp_path):
+    env = qa_env("hotpotqa", tmp_path)
+    search, answer = play(env, 0, ["<search_query>x</search_query>", "<answer>no</answer>"])
+    assert search[1]["metrics"] == {}
+    reward, info = answer
+    assert info["metrics"] == env.score_answer(env.tasks[0], "no") and reward == info["score"]
+    assert all(info[key] == value for key, value in info["metrics"].items())
+    musique = qa_env("musique-full", tmp_path)
+    ((_, info),) = play(musique, 0, ["<answer>unanswerable</answer>"])
+    assert {"answerable", "predicted_answerable"} <= set(info["metrics"])
 
 
 def test_search_env_uses_the_paper_prompt_with_its_step_budget_and_accepts_an_override(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import swirl_envs
+from swirl_envs.transcript import first_observation, transcript_messages
 from tests.envs.dataset_fixtures import dataset_env_kwargs
 
 ENV_IDS = sorted(swirl_envs.ENV_IDS)
@@ -132,6 +133,21 @@ def test_observation_is_the_transcript_and_messages_match_it(env_id, tmp_path):
     assert contents[0] == env.system_prompt
     assert [m["role"] for m in info["messages"][2::2]] == ["assistant"] * len(env.task.gold_path)
     assert all(content.strip() in obs for content in contents)
+
+
+@pytest.mark.parametrize("env_id", GENERATED)
+def test_the_transcript_layout_functions_rebuild_the_observation_and_messages(env_id, tmp_path):
+    env = make(env_id, tmp_path).unwrapped
+    prompt, info = env.reset(seed=2)
+    assert prompt == first_observation(env.system_prompt, env.task.question)
+    assert info["messages"] == transcript_messages(prompt, env.task.question, [])
+    steps = []
+    for action in env.task.gold_path:
+        _, _, _, _, info = env.step(action)
+        steps.append((info["action"], info["feedback"]))
+        assert info["messages"] == transcript_messages(prompt, env.task.question, steps)
+    with pytest.raises(ValueError, match="question"):
+        transcript_messages("Just a prompt", env.task.question, [])
 
 
 @pytest.mark.parametrize("env_id", GENERATED)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from swirl_envs.tasks.base import Passage, Task
+from swirl_envs import Passage, Task
 from swirl_envs.tools import bm25
 from swirl_envs.tools.search import (
     BM25Index,

@@ -15,11 +15,11 @@ import httpx
 import numpy as np
 import pytest
 
+from swirl_envs import Task
 from swirl_envs.client import RemoteEnv, RemoteEnvError, space_from_json, space_to_json
 from swirl_envs.env import SwirlEnv
 from swirl_envs.server import BackgroundServer, ServerConfig, create_app, to_jsonable
 from swirl_envs.spaces import TranscriptSpace
-from swirl_envs.tasks.base import Task
 from swirl_envs.tools.base import Tool, ToolResult
 
 ENV_ID = "swirl_test/Gate-v0"

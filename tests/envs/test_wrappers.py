@@ -17,8 +17,8 @@ from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import swirl_envs  # noqa: F401  (registers the env ids)
+from swirl_envs import Passage, Task
 from swirl_envs.env import SwirlEnv
-from swirl_envs.tasks.base import Passage, Task
 from swirl_envs.tools.base import Tool, ToolResult
 from swirl_envs.wrappers import (
     SLOT_FEATURES,
