@@ -101,6 +101,7 @@ def test_each_subcommand_refuses_a_missing_data_file_in_one_line(tmp_path, swirl
     assert not trajectories.exists()
 
 
+@pytest.mark.slow
 def test_demo_runs_a_real_data_family_from_a_given_model(tmp_path, swirl, tiny):
     """``swirl demo --config`` with GSM8K: no warm-up (the model is the base), every other stage."""
     data = write_gsm8k(tmp_path / "data")
