@@ -40,7 +40,6 @@ PAPER_TABLE2: dict[str, tuple[float, float]] = {
 """Table 2 of Goldie et al. (2025): Gemma-2-27B judge accuracy, base and after SWiRL."""
 
 PAPER_MODEL = "Gemma-2-27B"
-JUDGE_SPECS = "none | programmatic | hf:PATH | openai:BASE_URL (with --judge-model)"
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,6 @@ from typing import Any
 from swirl_agents.stages.errors import StageError
 from swirl_agents.trajectory import Trajectory
 
-JUDGE_SPECS = "programmatic | hf:PATH | openai:BASE_URL (with judge_model)"
-
 
 @dataclass(frozen=True)
 class JudgeSettings:
@@ -55,6 +53,8 @@ class JudgeSettings:
         Raises:
             StageError: No judge, an unknown spec, or an openai: judge without a model name.
         """
+        from swirl_agents.judges.factory import JUDGE_SPECS
+
         if not (self.process or self.outcome):
             raise StageError("give a process judge, an outcome judge, or both")
         for kind, spec in (("process", self.process), ("outcome", self.outcome)):
