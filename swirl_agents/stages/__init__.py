@@ -4,6 +4,9 @@
 
     make_env -> generate -> judge -> filter -> train -> evaluate
 
+with, beside them, ``export_dataset`` and ``import_dataset``: trajectory files to and from
+a ``datasets.Dataset`` in TRL's conversational format, for other trainers and for sharing.
+
 Each stage is a function here; the ``swirl`` subcommands parse arguments and call
 one of them, and ``swirl demo``, ``benchmarks/*.py`` and ``examples/`` sequence them.
 A stage reads and writes files with stable schemas (trajectory JSONL, judged JSONL,
@@ -18,6 +21,7 @@ as ``StageError`` with a one-line message; the CLI prints it and exits non-zero.
 from swirl_agents.stages.envs import make_env
 from swirl_agents.stages.errors import StageError
 from swirl_agents.stages.evaluate import evaluate, model_policy, score_episodes
+from swirl_agents.stages.export import export_dataset, import_dataset, import_file, to_dataset
 from swirl_agents.stages.filter import filter_file
 from swirl_agents.stages.generate import close_policy, generate
 from swirl_agents.stages.judge import JudgeSettings, judge
@@ -30,14 +34,18 @@ __all__ = [
     "StageError",
     "close_policy",
     "evaluate",
+    "export_dataset",
     "filter_file",
     "generate",
+    "import_dataset",
+    "import_file",
     "judge",
     "make_env",
     "model_policy",
     "run_stage",
     "score_episodes",
     "stage_summary",
+    "to_dataset",
     "train",
     "write_json",
 ]
