@@ -18,7 +18,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("envs", "generate", "judge", "filter", "train", "eval", "demo", "serve")
+COMMANDS = (
+    "envs", "generate", "judge", "filter", "export", "import_", "train", "eval", "demo", "serve",
+)  # fmt: skip
+"""The subcommands' modules; ``import_`` registers ``swirl import`` (``import`` is a keyword)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
