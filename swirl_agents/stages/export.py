@@ -66,8 +66,10 @@ def to_dataset(trajectories: Iterable[Trajectory], *, rows: str = "trajectory") 
             )
         seen.add(trajectory.key)
         records.extend(_step_rows(trajectory))
-    try:
-        return Dataset.from_list(records, features=_features(rows))
+    features = _features(rows)
+    columns = {name: [record[name] for record in records] for name in features}
+    try:  # by columns, not Dataset.from_list, which cannot build an empty dataset
+        return Dataset.from_dict(columns, features=features)
     except (ValueError, TypeError, OverflowError) as error:
         raise StageError(f"the trajectories do not fit the dataset's columns: {error}") from None
 
@@ -90,8 +92,8 @@ def export_dataset(
         rows: ``trajectory`` (one row each, ``messages``) or ``step`` (one row per step,
             ``prompt`` and ``completion``).
         push_to_hub: A hub repository id (``user/name``): the dataset is also pushed
-            there with ``Dataset.push_to_hub`` (needs a network and a token, e.g.
-            ``huggingface-cli login`` or ``HF_TOKEN``).
+            there with ``Dataset.push_to_hub`` (needs a network and a hub token:
+            ``HF_TOKEN`` or a saved login).
 
     Returns:
         ``trajectories``, ``rows`` (rows written), ``skipped`` (trajectories without steps,
@@ -114,9 +116,7 @@ def export_dataset(
         except OSError as error:  # offline, refused, or an HTTP error of the hub
             raise StageError(f"push to {push_to_hub} failed: {error}") from None
     skipped = sum(not t.steps for t in trajectories) if rows == "step" else 0
-    where = " and ".join(
-        part for part in (out and str(out), push_to_hub and f"hub:{push_to_hub}") if part
-    )
+    places = ([] if out is None else [str(out)]) + ([f"hub:{push_to_hub}"] if push_to_hub else [])
     return {
         "trajectories": len(trajectories),
         "rows": len(dataset),
@@ -125,7 +125,7 @@ def export_dataset(
         "out": None if out is None else str(out),
         "pushed_to": push_to_hub,
         "summary": f"exported {len(trajectories)} trajectories as {len(dataset)} {rows} rows "
-        f"to {where}" + (f" ({skipped} without steps left out)" if skipped else ""),
+        f"to {' and '.join(places)}" + (f" ({skipped} without steps left out)" if skipped else ""),
     }
 
 
@@ -146,10 +146,15 @@ def import_dataset(source: str | os.PathLike | Any) -> list[Trajectory]:
     """
     dataset, name = _open(source)
     columns = set(dataset.column_names)
-    rows = "trajectory" if "steps" in columns else "step"
-    missing = sorted(set(_features(rows)) - columns)
+    if "steps" in columns:
+        rows = "trajectory"
+    elif "step" in columns:
+        rows = "step"
+    else:
+        raise StageError(f"{name}: not an exported trajectory dataset (no steps or step column)")
+    missing = sorted(set(_record_columns(rows)) - columns)
     if missing:
-        raise StageError(f"{name}: not an exported trajectory dataset: no column {missing}")
+        raise StageError(f"{name}: lacks the columns {missing} of exported {rows} rows")
     records = dataset.select_columns(list(_record_columns(rows))).to_list()
     if rows == "trajectory":
         return [

@@ -74,6 +74,14 @@ def test_step_rows_regroup_by_episode_in_any_order(mixed):
     assert records(back) == records(sorted(mixed, key=lambda t: t.key))
 
 
+@pytest.mark.parametrize("rows", ROW_KINDS)
+def test_import_needs_only_the_record_columns(mixed, rows):
+    dataset = to_dataset(mixed, rows=rows)
+    views = ["messages", "process_scores"] if rows == "trajectory" else ["prompt", "completion"]
+    assert records(import_dataset(dataset.remove_columns(views))) == records(mixed)
+    assert import_dataset(to_dataset([], rows=rows)) == []
+
+
 def test_a_trajectory_without_steps_is_left_out_of_step_rows_and_counted(tmp_path, mixed):
     empty = dataclasses.replace(mixed[0], task_id="no-steps", steps=[], meta={})
     summary = export_dataset([empty, *mixed], tmp_path / "ds", rows="step")
