@@ -36,6 +36,8 @@ from swirl_envs.transcript import transcript_messages
 ROW_KINDS: tuple[str, ...] = ("trajectory", "step")
 JSON_FIELDS: tuple[str, ...] = ("env_kwargs", "metrics", "policy", "timing", "meta")
 """Free-form dicts, stored as JSON text (``<field>_json``): their keys differ between rows."""
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Trajectory) if f.name != "steps")
+"""The trajectory's fields besides its steps: one column each (``_column`` names it)."""
 STEP_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Step))
 
 
@@ -196,12 +198,16 @@ def _features(rows: str) -> Any:
     messages = [{"role": text, "content": text}]
     step = {name: number if name == "reward" else text for name in STEP_FIELDS}
     outcome = {"outcome_verdict": flag, "outcome_score": number}
-    record = {
+    types = {
         "task_id": text, "sample": integer, "env_id": text, "question": text,
-        "answers": [text], "prompt_text": text, "score": number, "terminated": flag,
+        "answers": [text], "prompt": text, "score": number, "terminated": flag,
         "truncated": flag, "seed": integer, "schema_version": integer,
-        **{f"{name}_json": text for name in JSON_FIELDS},
+        **{name: text for name in JSON_FIELDS},
     }  # fmt: skip
+    unknown = sorted(set(RECORD_FIELDS) - set(types))
+    if unknown:  # a new Trajectory field must get a column, or the round trip would lose it
+        raise RuntimeError(f"no column type for the Trajectory fields {unknown}")
+    record = {_column(name): types[name] for name in RECORD_FIELDS}
     if rows == "trajectory":
         judgements = {"process_scores": [number], "process_verdicts": [flag],
                       "step_weights": [number], **outcome}  # fmt: skip
@@ -222,17 +228,25 @@ def _record_columns(rows: str) -> tuple[str, ...]:
     return tuple(name for name in _features(rows) if name not in views)
 
 
+def _column(field: str) -> str:
+    """A record field's column: ``prompt`` is ``prompt_text`` (TRL reads ``prompt`` as its
+    prompt-completion format), a free-form dict is ``<field>_json``."""
+    if field == "prompt":
+        return "prompt_text"
+    return f"{field}_json" if field in JSON_FIELDS else field
+
+
 def _common(record: dict[str, Any], key: tuple[str, int]) -> dict[str, Any]:
-    """The trajectory-level record columns of ``Trajectory.to_dict()`` output (steps aside)."""
-    row = {name: record[name] for name in ("task_id", "sample", "env_id", "question", "answers")}
-    row["prompt_text"] = record["prompt"]
-    for name in ("score", "terminated", "truncated", "seed", "schema_version"):
-        row[name] = record[name]
-    for name in JSON_FIELDS:
-        try:
-            row[f"{name}_json"] = json.dumps(record[name], ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            raise StageError(f"episode {key}: {name} is not JSON: {error}") from None
+    """The record columns of ``Trajectory.to_dict()`` output (the steps aside)."""
+    row = {}
+    for name in RECORD_FIELDS:
+        value = record[name]
+        if name in JSON_FIELDS:
+            try:
+                value = json.dumps(value, ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError) as error:
+                raise StageError(f"episode {key}: {name} is not JSON: {error}") from None
+        row[_column(name)] = value
     return row
 
 
@@ -307,15 +321,14 @@ def _messages(trajectory: Trajectory, k: int) -> list[dict[str, str]]:
 
 def _rebuild(common: dict[str, Any], steps: Sequence[dict], name: str, where: str) -> Trajectory:
     """A trajectory from its record columns and its steps' records."""
-    record = {key: common[key] for key in ("task_id", "sample", "env_id", "question", "answers")}
-    record["prompt"] = common["prompt_text"]
-    record["steps"] = [dict(step) for step in steps]
-    for key in ("score", "terminated", "truncated", "seed", "schema_version"):
-        record[key] = common[key]
     try:
-        for key in JSON_FIELDS:
-            record[key] = json.loads(common[f"{key}_json"])
-        return Trajectory.from_dict(record)
+        record = {
+            field: json.loads(common[_column(field)])
+            if field in JSON_FIELDS
+            else common[_column(field)]
+            for field in RECORD_FIELDS
+        }
+        return Trajectory.from_dict({**record, "steps": [dict(step) for step in steps]})
     except (ValueError, TypeError) as error:
         raise StageError(f"{name}: {where}: not a trajectory: {error}") from None
 
