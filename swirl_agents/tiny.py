@@ -1,10 +1,11 @@
 """A tiny tokenizer and random-init causal LM, built locally for tests, examples and the CPU demo.
 
 Nothing is downloaded: a byte-level BPE tokenizer is trained on the tasks' own text
-(prompts, questions, passages, gold actions), and a Llama- or Qwen2-shaped model of a
-few hundred thousand parameters is initialised from a seed. Both are saved with
-``save_pretrained``, so the result loads through exactly the path a user's model
-takes::
+(prompts, questions, passages, gold actions), and a Llama-, Qwen2- or Qwen3-shaped model
+of a few hundred thousand parameters is initialised from a seed (``build_tiny_qwen3_model``
+gives Qwen's special tokens and a chat template of the caller's, for trainers that only
+accept templates they know). Both are saved with ``save_pretrained``, so the result
+loads through exactly the path a user's model takes::
 
     path = build_tiny_model("runs/tiny", tiny_corpus(["swirl/SynthMath-v0"]))
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -32,6 +33,10 @@ PAD_TOKEN = "<|pad|>"
 TURN_START = "<|im_start|>"
 TURN_END = "<|im_end|>"
 SPECIAL_TOKENS = (BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, TURN_START, TURN_END)
+QWEN3_PAD_TOKEN = "<|endoftext|>"
+QWEN3_SPECIAL_TOKENS = (QWEN3_PAD_TOKEN, TURN_START, TURN_END, "<tool_call>", "</tool_call>",
+                        "<tool_response>", "</tool_response>", "<think>", "</think>")  # fmt: skip
+"""Qwen3's special tokens: what its chat template writes around turns, tool calls and thinking."""
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -42,7 +47,7 @@ CHAT_TEMPLATE = (
 )
 """A ChatML-style template; ``<|im_end|>`` closes every turn (and is an end-of-turn id)."""
 
-Arch = Literal["llama", "qwen2"]
+Arch = Literal["llama", "qwen2", "qwen3"]
 
 
 def build_tiny_model(
@@ -76,7 +81,7 @@ def build_tiny_model(
         intermediate_size: MLP width.
         max_positions: Longest sequence the model is configured for.
         seed: Seeds the weight initialisation (the tokenizer is deterministic in the text).
-        arch: ``"llama"`` or ``"qwen2"``: which transformers architecture to use.
+        arch: ``"llama"``, ``"qwen2"`` or ``"qwen3"``: which transformers architecture to use.
 
     Returns:
         ``out_dir`` as a ``Path``.
@@ -127,24 +132,10 @@ def train_tiny_tokenizer(texts: Iterable[str], *, vocab_size: int = 800):
         A ``transformers.PreTrainedTokenizerFast`` with the special tokens and the chat
         template set; it encodes ``text`` as ``<|bos|> text``.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    backend.train_from_iterator(texts, trainer=trainer)
+    backend = _train_bpe(texts, vocab_size, SPECIAL_TOKENS)
     bos_id = backend.token_to_id(BOS_TOKEN)
     backend.post_processor = processors.TemplateProcessing(
         single=f"{BOS_TOKEN} $A",
@@ -162,6 +153,75 @@ def train_tiny_tokenizer(texts: Iterable[str], *, vocab_size: int = 800):
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def build_tiny_qwen3_model(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    chat_template: str,
+    *,
+    vocab_size: int = 800,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    intermediate_size: int = 192,
+    max_positions: int = 4096,
+    seed: int = 0,
+) -> Path:
+    """A tiny random Qwen3 model whose tokenizer has Qwen's special tokens and ``chat_template``.
+
+    For trainers that recognise a chat template by its text: TRL's GRPOTrainer runs tools
+    only with a template it ships (Qwen3's among them), so this model, given that template
+    verbatim, renders and parses tool calls exactly as Qwen3 does. Like Qwen3, no BOS is
+    added; ``<|im_end|>`` is the end of a turn (EOS) and ``<|endoftext|>`` pads, on the left.
+
+    Args:
+        out_dir: Directory to write (created if missing); a normal ``from_pretrained`` path.
+        texts: Training text for the tokenizer (see ``tiny_corpus``).
+        chat_template: The Jinja chat template, e.g. TRL's ``qwen3.jinja``.
+        vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_positions,
+            seed: As for ``build_tiny_model``.
+
+    Returns:
+        ``out_dir`` as a ``Path``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=_train_bpe(texts, vocab_size, QWEN3_SPECIAL_TOKENS),
+        eos_token=TURN_END,
+        pad_token=QWEN3_PAD_TOKEN,
+        additional_special_tokens=[
+            t for t in QWEN3_SPECIAL_TOKENS if t not in (TURN_END, QWEN3_PAD_TOKEN)
+        ],
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+    )
+    tokenizer.chat_template = chat_template
+    config = _model_config(
+        "qwen3",
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_positions=max_positions,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
 
 
 def tiny_corpus(sources: Iterable[str | gym.Env | Task]) -> Iterator[str]:
@@ -219,11 +279,13 @@ def _passage_texts(task: Task) -> Iterator[str]:
 def _model_config(
     arch: Arch, *, num_layers: int, num_heads: int, num_kv_heads: int, max_positions: int, **kwargs
 ):
-    from transformers import LlamaConfig, Qwen2Config
+    from transformers import LlamaConfig, Qwen2Config, Qwen3Config
 
-    classes = {"llama": LlamaConfig, "qwen2": Qwen2Config}
+    classes = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}
     if arch not in classes:
         raise ValueError(f"arch must be one of {sorted(classes)}, got {arch!r}.")
+    if arch == "qwen3":  # Qwen3 does not derive its head size from the width
+        kwargs.setdefault("head_dim", kwargs["hidden_size"] // num_heads)
     return classes[arch](
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
@@ -232,3 +294,25 @@ def _model_config(
         tie_word_embeddings=True,
         **kwargs,
     )
+
+
+def _train_bpe(texts: Iterable[str], vocab_size: int, special_tokens: Iterable[str]):
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``texts``, digits split one by one."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    return backend

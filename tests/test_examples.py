@@ -118,3 +118,22 @@ def test_custom_task_tool_looks_units_up_and_rejects_anything_else():
     assert "Error: no unit" in observation and "known: weeks" in observation
     train_questions = {task.question for task in module.make_tasks("train")}
     assert not train_questions & {task.question for task in env.unwrapped.tasks}
+
+
+@pytest.mark.slow
+def test_trl_grpo_trains_a_warmed_up_tiny_model_whose_tool_calls_step_the_env(tmp_path):
+    """About 80 s on two shared cores (the warm-up is most of it); needs swirl-gym[trl]."""
+    pytest.importorskip("trl")
+    output = run_example(
+        "trl_grpo.py", "--tiny", "--process-judge", "programmatic", "--out", str(tmp_path),
+        timeout=600,
+    )  # fmt: skip
+    assert "trained 4 GRPO steps" in output
+    logged = re.findall(
+        r"^step (\d+): reward (\d\.\d+) \(env (\d\.\d+)\), tool calls per rollout (\d\.\d+)$",
+        output, re.M,
+    )  # fmt: skip
+    assert [int(step) for step, *_ in logged] == [1, 2, 3, 4]
+    assert sum(float(calls) for *_, calls in logged) > 0  # TRL ran the env's tools
+    assert max(float(env) for _, _, env, _ in logged) > 0  # and the env scored an answer
+    assert all(float(total) >= float(env) for _, total, env, _ in logged)  # + the process reward

@@ -38,13 +38,11 @@ def make_judge(
     """
     from swirl_agents.judges.prompts import default_prompts
 
-    backend, _, target = spec.partition(":")
-    if spec == "programmatic":
+    backend, target = judge_backend(spec)
+    if backend == "programmatic":
         from swirl_agents.judges.programmatic import ProgrammaticJudge
 
         return ProgrammaticJudge.from_env(env, **(programmatic or {}))
-    if backend not in ("hf", "openai") or not target:
-        raise ValueError(f"unknown judge {spec!r}; expected one of: {JUDGE_SPECS}.")
     prompts = {**default_prompts(env), **prompts}
     if backend == "hf":
         from swirl_agents.judges.hf import HFJudge
@@ -57,3 +55,20 @@ def make_judge(
     if not options.get("model"):
         raise ValueError("an openai: judge needs the served model's name (model=...).")
     return EndpointJudge(target, options.pop("model"), **options, **prompts)
+
+
+def judge_backend(spec: str) -> tuple[str, str]:
+    """``(backend, target)`` of a judge spec, checked without building the judge.
+
+    So a caller that builds its judge later (per env, on first use) can reject a bad spec
+    at once: ``"programmatic"`` gives ``("programmatic", "")``, ``"hf:PATH"`` ``("hf", PATH)``.
+
+    Raises:
+        ValueError: The spec names no known judge.
+    """
+    if spec == "programmatic":
+        return spec, ""
+    backend, _, target = spec.partition(":")
+    if backend not in ("hf", "openai") or not target:
+        raise ValueError(f"unknown judge {spec!r}; expected one of: {JUDGE_SPECS}.")
+    return backend, target
