@@ -53,16 +53,17 @@ class JudgeSettings:
         Raises:
             StageError: No judge, an unknown spec, or an openai: judge without a model name.
         """
-        from swirl_agents.judges.factory import JUDGE_SPECS
+        from swirl_agents.judges.factory import judge_backend
 
         if not (self.process or self.outcome):
             raise StageError("give a process judge, an outcome judge, or both")
         for kind, spec in (("process", self.process), ("outcome", self.outcome)):
             if spec is None:
                 continue
-            backend, _, target = spec.partition(":")
-            if spec != "programmatic" and (backend not in ("hf", "openai") or not target):
-                raise StageError(f"unknown judge {spec!r}; expected one of: {JUDGE_SPECS}")
+            try:
+                backend, _ = judge_backend(spec)
+            except ValueError as error:
+                raise StageError(str(error)) from None
             if backend == "openai" and not self.judge_model:
                 raise StageError(
                     f"an openai: judge ({kind}) needs --judge-model (the served model's name)"
