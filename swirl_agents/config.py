@@ -124,7 +124,7 @@ class WarmupConfig:
             "lr": 2e-3,
             "batch_size": 64,
             "micro_batch_size": 16,
-        },  # fmt: skip
+        },
         metadata={"trainer_settings": True},
     )
 
@@ -185,7 +185,7 @@ class TrainStageConfig:
             "batch_size": 16,
             "micro_batch_size": 16,
             "save_every": 50,
-        },  # fmt: skip
+        },
         metadata={"trainer_settings": True},
     )
 
