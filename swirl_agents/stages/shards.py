@@ -179,6 +179,8 @@ def merge_shards(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
 
     if not paths:
         raise StageError("give the shard files to merge")
+    if any(Path(path).resolve() == Path(out).resolve() for path in paths):
+        raise StageError(f"{out} is one of the shard files; merge into another file")
     records = [(os.fspath(path), _load_record(path)) for path in paths]
     first, reference = records[0]
     owners: dict[int, str] = {}

@@ -109,6 +109,11 @@ def test_shards_run_the_whole_runs_episodes_byte_for_byte_and_merge_into_it(tmp_
     assert lines_without_timing(tmp_path / "merged.jsonl") == expected
     keys = [t.key for t in load_trajectories(tmp_path / "merged.jsonl")]
     assert keys == sorted(expected)  # task order, whatever order the shards finished in
+    resumed = generate(make_env(MATH, num_tasks=10), NoisyOraclePolicy(0.4),
+                       tmp_path / "merged.jsonl", samples=2, fsync=False)  # fmt: skip
+    assert resumed["episodes_run_now"] == 0  # the merged file is the whole run's
+    with pytest.raises(StageError, match="is one of the shard files"):
+        merge_shards(paths, paths[0])
 
 
 def test_a_shard_resumes_and_its_output_takes_no_other_run(tmp_path):
