@@ -124,7 +124,8 @@ def claim_output(out: str | os.PathLike, record: dict | None, stored: int) -> No
     """Check that ``out`` may take this (sharded or not) run, then write its shard record.
 
     Called with the output's store open, before any work: a rerun of the same shard
-    resumes; anything else would mix two runs in one file.
+    resumes; anything else would mix two runs in one file. An empty output takes any run
+    (a stale record of it is replaced, or removed for an unsharded run).
 
     Args:
         out: The stage's output file.
@@ -132,32 +133,33 @@ def claim_output(out: str | os.PathLike, record: dict | None, stored: int) -> No
         stored: Episodes already in ``out``.
 
     Raises:
-        StageError: ``out`` belongs to another shard or run, or is an unsharded run's
-            output resumed as a shard (or the other way round).
+        StageError: ``out`` holds episodes of another shard or run, or of an unsharded run
+            resumed as a shard (or the other way round).
     """
     from swirl_agents.stages.markers import write_json
 
     path = record_path(out)
-    existing = _read_record(path) if path.exists() else None
-    if existing is None:
-        if record is not None and stored:
-            raise StageError(
-                f"{out} holds {stored} episodes of an unsharded run; write shard "
-                f"{_shard_name(record)} to another file"
-            )
-    elif record is None:
+    existing = _read_record(path) if stored and path.exists() else None
+    if stored and existing is None and record is not None:
+        raise StageError(
+            f"{out} holds {stored} episodes of an unsharded run; write shard "
+            f"{_shard_name(record)} to another file"
+        )
+    if existing is not None and record is None:
         raise StageError(
             f"{out} is the output of shard {_shard_name(existing)} ({path}); pass --shard "
             f"{_shard_name(existing)} to resume it, or write to another file"
         )
-    elif existing != record:
-        differ = _differences(existing, record)
+    if existing is not None and existing != record:
         raise StageError(
             f"{out} is the output of shard {_shard_name(existing)} of another run (differs "
-            f"in {differ}); rerun with the same arguments to resume, or write to another file"
+            f"in {_differences(existing, record)}); rerun with the same arguments to resume, "
+            "or write to another file"
         )
     if record is not None:
         write_json(path, record)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def merge_shards(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict[str, Any]:

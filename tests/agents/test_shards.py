@@ -126,6 +126,13 @@ def test_a_shard_resumes_and_its_output_takes_no_other_run(tmp_path):
         generate(env, NoisyOraclePolicy(0.4), path, samples=3, fsync=False, shard=Shard(0, 1))
     with pytest.raises(StageError, match="pass --shard 0/1 to resume it"):
         generate(env, NoisyOraclePolicy(0.4), path, samples=2, fsync=False)
+    empty = tmp_path / "empty.jsonl"  # killed before its first episode: any run may take it
+    record_path(empty).write_text(record_path(path).read_text())
+    generate(env, NoisyOraclePolicy(0.4), empty, samples=1, fsync=False, shard=Shard(1, 2))
+    assert json.loads(record_path(empty).read_text())["shard"] == {"index": 1, "count": 2}
+    empty.write_text("")
+    generate(env, NoisyOraclePolicy(0.4), empty, samples=1, fsync=False)
+    assert not record_path(empty).exists()
     unsharded = tmp_path / "unsharded.jsonl"
     generate(env, NoisyOraclePolicy(0.4), unsharded, samples=1, fsync=False)
     with pytest.raises(StageError, match="of an unsharded run"):
