@@ -19,7 +19,8 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = (
-    "envs", "generate", "judge", "filter", "export", "import_", "train", "eval", "demo", "serve",
+    "envs", "generate", "judge", "merge", "filter", "export", "import_", "train", "eval", "demo",
+    "serve",
 )  # fmt: skip
 """The subcommands' modules; ``import_`` registers ``swirl import`` (``import`` is a keyword)."""
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +144,7 @@ def rollout(
     batch_size: int = 32,
     seed: int = 0,
     num_tasks: int | None = None,
+    select: Callable[[str, int], bool] | None = None,
     store: TrajectoryStore | None = None,
     progress: bool = True,
     keep: bool = True,
@@ -159,6 +160,8 @@ def rollout(
         seed: The run seed; each episode's seed derives from it, the task id and the
             sample, and is recorded in the trajectory.
         num_tasks: Use only the first ``num_tasks`` tasks of each env.
+        select: Run only the episodes whose ``(task_id, sample)`` it accepts (one shard of
+            a run split across machines); each runs exactly as it would in the whole run.
         store: Append every finished episode here and skip the ones it holds.
         progress: Show a tqdm bar with episodes/s, tokens/s and accuracy so far.
         keep: Return the trajectories (turn off for runs too big for memory).
@@ -172,6 +175,8 @@ def rollout(
         raise TypeError(f"{type(policy).__name__} is not a Policy: it has no act() method.")
     sources = _sources(envs)
     todo = list(_episodes(sources, samples, num_tasks))
+    if select is not None:
+        todo = [item for item in todo if select(item[0].env.tasks[item[1]].id, item[2])]
     done = store.keys if store is not None else frozenset()
     pending = [item for item in todo if (item[0].env.tasks[item[1]].id, item[2]) not in done]
     summary = RolloutSummary(skipped=len(todo) - len(pending))
@@ -317,6 +322,16 @@ class _Engine:
             self.summary.completion_tokens = stats.completion_tokens - self._tokens_before
         if self.keep:
             self.trajectories.extend(trajectories)
+
+
+def episode_keys(
+    envs: EnvSource | Sequence[EnvSource], *, samples: int = 1, num_tasks: int | None = None
+) -> list[tuple[str, int]]:
+    """The ``(task_id, sample)`` of every episode ``rollout`` runs with these arguments."""
+    return [
+        (source.env.tasks[index].id, sample)
+        for source, index, sample in _episodes(_sources(envs), samples, num_tasks)
+    ]
 
 
 def _sources(envs: EnvSource | Sequence[EnvSource]) -> list[_Source]:

@@ -11,6 +11,9 @@ Policies: ``oracle``, ``noisy-oracle`` (with ``--noise``), ``random``, ``hf:PATH
 ``--model``). The run is resumable: episodes are appended to ``--out`` as they
 finish, and a rerun with the same arguments skips the ``(task, sample)`` pairs
 already there, ending with exactly the file an uninterrupted run writes.
+
+``--shard I/N`` runs only shard I (0-based) of the ``(task, sample)`` pairs, so N
+machines share one run; ``swirl merge`` joins their outputs (docs/rollouts.md).
 """
 
 from __future__ import annotations
@@ -71,6 +74,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     remote.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     remote.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
     remote.add_argument("--max-retries", type=int, default=4)
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only shard I (0-based) of N of the (task, sample) pairs; join with swirl merge",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-fsync", action="store_true", help="skip fsync after each write")
     parser.set_defaults(run=run)
@@ -79,8 +87,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate the missing episodes into ``--out`` and print a summary."""
     from swirl_agents.policies import SamplingSettings, make_policy
-    from swirl_agents.stages import close_policy, generate, make_env
+    from swirl_agents.stages import Shard, close_policy, generate, make_env
 
+    shard = Shard.parse(args.shard) if args.shard else None
     envs = [
         make_env(env_id, args.env_kwargs, split=args.split, num_tasks=args.num_tasks,
                  seed=args.task_seed)
@@ -110,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         summary = generate(
             envs, policy, args.out, samples=args.samples, batch_size=args.batch_size,
             seed=args.seed, num_tasks=args.num_tasks, progress=not args.no_progress,
-            fsync=not args.no_fsync,
+            fsync=not args.no_fsync, shard=shard,
         )  # fmt: skip
     finally:
         close_policy(policy)

@@ -10,6 +10,9 @@ Judges are ``programmatic`` (checks against the task; needs the env),
 ``--judge-model``). The run is resumable: judged episodes are appended to ``--out``
 as they finish, a rerun skips the ones already there, and every verdict is kept in
 a SQLite cache (``--cache``, by default next to ``--out``), so nothing is paid twice.
+
+``--shard I/N`` judges only shard I (0-based) of N of the trajectories, so N machines
+share one run; ``swirl merge`` joins their outputs.
 """
 
 from __future__ import annotations
@@ -66,13 +69,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="'qa', 'math', 'auto' (math for envs with a calculator) or a prompt file",
     )
     parser.add_argument("--chunk", type=int, default=64, help="trajectories judged per write")
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="judge only shard I (0-based) of N of the trajectories; join with swirl merge",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Judge every trajectory of ``--in`` not yet in ``--out``; print a summary."""
-    from swirl_agents.stages import JudgeSettings, judge
+    from swirl_agents.stages import JudgeSettings, Shard, judge
 
+    shard = Shard.parse(args.shard) if args.shard else None
     if not (args.process or args.outcome):
         raise ValueError("give --process, --outcome or both")
     if args.env_kwargs is not None and not args.env:
@@ -92,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     summary = judge(
         args.input, args.out, settings, env_id=args.env, env_kwargs=args.env_kwargs,
         cache=None if args.no_cache else (args.cache or f"{args.out}.cache.sqlite"),
-        chunk=args.chunk, log=lambda line: print(line, flush=True),
+        chunk=args.chunk, log=lambda line: print(line, flush=True), shard=shard,
     )  # fmt: skip
     print(summary["summary"])
     return 0

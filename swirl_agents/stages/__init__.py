@@ -5,7 +5,9 @@
     make_env -> generate -> judge -> filter -> train -> evaluate
 
 with, beside them, ``export_dataset`` and ``import_dataset``: trajectory files to and from
-a ``datasets.Dataset`` in TRL's conversational format, for other trainers and for sharing.
+a ``datasets.Dataset`` in TRL's conversational format, for other trainers and for sharing;
+and ``merge_shards``, which joins the outputs of ``generate`` or ``judge`` run as N shards
+(``shard=Shard(i, n)``) on N machines.
 
 Each stage is a function here; the ``swirl`` subcommands parse arguments and call
 one of them, and ``swirl demo``, ``benchmarks/*.py`` and ``examples/`` sequence them.
@@ -26,11 +28,13 @@ from swirl_agents.stages.filter import filter_file
 from swirl_agents.stages.generate import close_policy, generate
 from swirl_agents.stages.judge import JudgeSettings, judge
 from swirl_agents.stages.markers import DONE, run_stage, stage_summary, write_json
+from swirl_agents.stages.shards import Shard, merge_shards
 from swirl_agents.stages.train import train
 
 __all__ = [
     "DONE",
     "JudgeSettings",
+    "Shard",
     "StageError",
     "close_policy",
     "evaluate",
@@ -41,6 +45,7 @@ __all__ = [
     "import_file",
     "judge",
     "make_env",
+    "merge_shards",
     "model_policy",
     "run_stage",
     "score_episodes",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from swirl_agents.stages.errors import StageError
+from swirl_agents.stages.shards import Shard
 
 
 def generate(
@@ -21,8 +22,13 @@ def generate(
     num_tasks: int | None = None,
     progress: bool = False,
     fsync: bool = True,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
     """Roll out ``samples`` episodes per task (the first ``num_tasks`` of each env) into ``out``.
+
+    With ``shard``, only that shard's ``(task, sample)`` pairs are run, each exactly as in
+    the whole run, and ``OUT.shard.json`` records what the shard must hold when done, for
+    ``merge_shards``.
 
     Episodes already in the store are skipped, so a killed generation resumes and ends
     with the file an uninterrupted one writes. A store that holds another policy's
@@ -33,15 +39,18 @@ def generate(
         ``episodes_resumed`` (skipped), ``completion_tokens`` and a one-line ``summary``.
 
     Raises:
-        StageError: ``out`` holds episodes of another run.
+        StageError: ``out`` holds episodes of another run (or of another shard).
     """
     from swirl_agents.rollout import rollout
+    from swirl_agents.stages.shards import claim_output
     from swirl_agents.store import TrajectoryStore
 
     env_list = list(envs) if isinstance(envs, list | tuple) else [envs]
+    record = _shard_record(env_list, policy, shard, samples, seed, num_tasks) if shard else None
     with TrajectoryStore(out, fsync=fsync) as store:
         if len(store):
             _check_same_run(out, policy, env_list)
+        claim_output(out, record, len(store))
         result = rollout(
             env_list,
             policy,
@@ -49,6 +58,7 @@ def generate(
             batch_size=batch_size,
             seed=seed,
             num_tasks=num_tasks,
+            select=None if shard is None else lambda task_id, sample: (task_id, sample) in shard,
             store=store,
             progress=progress,
             keep=False,
@@ -68,6 +78,28 @@ def close_policy(policy: Any) -> None:
     close = getattr(policy, "close", None)
     if callable(close):
         close()
+
+
+def _shard_record(
+    envs: list[Any], policy: Any, shard: Shard, samples: int, seed: int, num_tasks: int | None
+) -> dict[str, Any]:
+    """What makes shards one run: the same envs, policy, samples and seed (not batch size)."""
+    from swirl_agents.policies import describe_policy
+    from swirl_agents.rollout import episode_keys, stored_env_settings
+    from swirl_agents.stages.shards import shard_record
+
+    run = {
+        "envs": [
+            {"env_id": env.spec.id if env.spec else None, "env_kwargs": stored_env_settings(env)}
+            for env in envs
+        ],
+        "policy": describe_policy(policy),
+        "samples": samples,
+        "seed": seed,
+        "num_tasks": num_tasks,
+    }
+    keys = episode_keys(envs, samples=samples, num_tasks=num_tasks)
+    return shard_record("generate", shard, keys, run)
 
 
 def _check_same_run(path: str | os.PathLike, policy: Any, envs: list[Any]) -> None:

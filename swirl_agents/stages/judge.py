@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from swirl_agents.stages.errors import StageError
+from swirl_agents.stages.shards import Shard
 from swirl_agents.trajectory import Trajectory
 
 
@@ -80,8 +81,12 @@ def judge(
     cache: str | os.PathLike | None = None,
     chunk: int = 64,
     log=print,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
     """Judge every trajectory of ``source`` not yet in ``out``; returns a JSON-ready summary.
+
+    With ``shard``, only that shard's trajectories (by ``(task_id, sample)``) are judged,
+    and ``OUT.shard.json`` records what the shard must hold when done, for ``merge_shards``.
 
     Args:
         source: A trajectory file, or the trajectories themselves.
@@ -92,12 +97,14 @@ def judge(
         cache: A SQLite verdict cache (None: no cache).
         chunk: Trajectories judged per write (a kill loses at most one chunk).
         log: Where progress lines go.
+        shard: Judge only this shard of ``source``.
 
     Raises:
-        StageError: Bad settings, an env that cannot be built, or judges that do not fit
-            the tasks (no programmatic rule for them, say).
+        StageError: Bad settings, an env that cannot be built, judges that do not fit
+            the tasks (no programmatic rule for them, say), or an ``out`` of another shard.
     """
     from swirl_agents.judges import JudgementCache, judge_trajectories
+    from swirl_agents.stages.shards import claim_output, shard_record
     from swirl_agents.store import TrajectoryStore, load_trajectories
 
     settings.check()
@@ -109,11 +116,17 @@ def judge(
         trajectories = list(load_trajectories(source))
     else:
         trajectories = list(source)
+    record = None
+    if shard is not None:
+        run = {"settings": _verdict_settings(settings), "env_id": env_id, "env_kwargs": env_kwargs}
+        record = shard_record("judge", shard, [t.key for t in trajectories], run)
+        trajectories = [t for t in trajectories if t.key in shard]
     judges = _Judges(settings, env_id, env_kwargs)
     verdict_cache = JudgementCache(cache) if cache is not None else None
     totals = _Totals()
     try:
         with TrajectoryStore(out) as store:
+            claim_output(out, record, len(store))
             todo = [t for t in trajectories if t.key not in store]
             for start in range(0, len(todo), chunk):
                 part = todo[start : start + chunk]
@@ -146,6 +159,14 @@ def judge(
         **totals.counts_by_name(),
         "summary": summary,
     }
+
+
+def _verdict_settings(settings: JudgeSettings) -> dict[str, Any]:
+    """The settings that decide verdicts (shards of one run share them), not how fast they come."""
+    chosen = asdict(settings)
+    for speed_only in ("batch_size", "concurrency", "device"):
+        chosen.pop(speed_only)
+    return chosen
 
 
 class _Judges:
