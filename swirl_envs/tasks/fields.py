@@ -7,6 +7,7 @@ the file reader adds the file name and line.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -103,7 +104,8 @@ def passage_from_pair(pair: Any, what: str, passage_id: str) -> Passage:
 
     HotPotQA writes ``[title, [sentence, ...]]`` (sentences after the first keep
     their leading space, so they are joined without a separator); BeerQA writes
-    ``[title, paragraph]``.
+    ``[title, paragraph]``. Titles are interned: the same article recurs across
+    questions, and a full split holds a million of them.
     """
     if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
         raise RecordError(f"{what} must be a pair [title, text], got {_describe(pair)}.")
@@ -114,7 +116,7 @@ def passage_from_pair(pair: Any, what: str, passage_id: str) -> Passage:
         raise RecordError(
             f"{what} text must be a string or a list of strings, got {json_type(body)}."
         )
-    return Passage(title=title, text=body.strip(), id=passage_id)
+    return Passage(title=sys.intern(title), text=body.strip(), id=passage_id)
 
 
 def _describe(value: Any) -> str:

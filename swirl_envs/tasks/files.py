@@ -27,6 +27,12 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from swirl_envs.task import Task
+from swirl_envs.tasks.json_stream import (
+    CHUNK_CHARS,
+    JSONStreamError,
+    NotAnArrayError,
+    iter_json_array,
+)
 
 OnError = Literal["raise", "skip"]
 """What a loader does with a bad record: stop with an error, or drop it and log a count."""
@@ -170,14 +176,15 @@ def load_tasks(
     return tasks
 
 
-def read_records(path: Path) -> Iterator[Record]:
+def read_records(path: Path, *, chunk_chars: int = CHUNK_CHARS) -> Iterator[Record]:
     """Yield the records of a JSON or JSON Lines file, each with its line or record number.
 
-    A JSON file is an array of records or an object with a ``"data"`` array. A JSON
-    Lines file has one record per line; a line that is not JSON becomes a ``Record``
-    with ``error`` set, so the caller decides whether to stop or skip. A JSON file
-    that does not parse cannot be split into records and raises ``DataFormatError``.
-    Each file is parsed once (HotPotQA's train file is one 500 MB line).
+    A JSON file is an array of records or an object with a ``"data"`` array; either is
+    read one record at a time (``iter_json_array``), so memory holds one record, not the
+    file (HotPotQA's train file is one 540 MB line). A JSON Lines file has one record per
+    line; a line that is not JSON becomes a ``Record`` with ``error`` set, so the caller
+    decides whether to stop or skip. A JSON file that does not parse cannot be split into
+    records and raises ``DataFormatError`` when the reader reaches the fault.
     """
     try:
         with path.open("r", encoding="utf-8") as handle:
@@ -185,24 +192,34 @@ def read_records(path: Path) -> Iterator[Record]:
             while start.isspace():
                 start = handle.read(1)
             handle.seek(0)
-            if start == "[":
-                yield from _records_of(path, _parse_document(path, handle))
-                return
-            if start == "{":
-                first = next(line for line in handle if line.strip())
+            if start in ("[", "{"):
+                elements = iter_json_array(handle, str(path), key="data", chunk_chars=chunk_chars)
                 try:
-                    value = json.loads(first)
-                except ValueError:  # an object spread over several lines
+                    for number, data in enumerate(elements, start=1):
+                        yield Record(f"record {number}", data)
+                    return
+                except NotAnArrayError:  # no element was yielded: an object without "data"
                     handle.seek(0)
-                    yield from _records_of(path, _parse_document(path, handle))
-                    return
-                if isinstance(value, dict) and isinstance(value.get("data"), list):
-                    yield from _records_of(path, value)  # a one-line {"data": [...]} file
-                    return
-                handle.seek(0)
+                except JSONStreamError as error:
+                    raise DataFormatError(str(error)) from None
+                yield from _object_records(path, handle)
+                return
             yield from _json_lines(handle)
     except UnicodeDecodeError as error:
         raise DataFormatError(f"{path}: not UTF-8 text ({error.reason}).") from None
+
+
+def _object_records(path: Path, handle: Any) -> Iterator[Record]:
+    """JSON Lines whose first line is an object, or one record spread over several lines."""
+    first = next(line for line in handle if line.strip())
+    try:
+        json.loads(first)
+    except ValueError:  # an object spread over several lines: a single record
+        handle.seek(0)
+        yield Record("record 1", _parse_document(path, handle))
+        return
+    handle.seek(0)
+    yield from _json_lines(handle)
 
 
 def _parse_document(path: Path, handle: Any) -> Any:
@@ -212,20 +229,6 @@ def _parse_document(path: Path, handle: Any) -> Any:
         raise DataFormatError(
             f"{path}, line {error.lineno} column {error.colno}: not valid JSON ({error.msg})."
         ) from None
-
-
-def _records_of(path: Path, document: Any) -> Iterator[Record]:
-    if isinstance(document, dict) and isinstance(document.get("data"), list):
-        document = document["data"]
-    if isinstance(document, dict):  # one object on several lines: a single record
-        document = [document]
-    if not isinstance(document, list):
-        raise DataFormatError(
-            f"{path}: expected a JSON array of records (or an object with a 'data' array), "
-            f"got {json_type(document)}."
-        )
-    for number, data in enumerate(document, start=1):
-        yield Record(f"record {number}", data)
 
 
 def _json_lines(handle: Any) -> Iterator[Record]:

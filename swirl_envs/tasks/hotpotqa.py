@@ -19,6 +19,7 @@ question, see ``gold_search_path``.)
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from swirl_envs.task import Task
@@ -84,12 +85,20 @@ def hotpotqa_task(record: Any, index: int) -> Task:
         passages=passages,
         supporting=supporting,
         meta={
-            "type": record.get("type"),
-            "level": record.get("level"),
-            "supporting_facts": record["supporting_facts"],
+            "type": _intern(record.get("type")),
+            "level": _intern(record.get("level")),
+            # The titles are the passages' own (interned) strings, not the record's copies.
+            "supporting_facts": [
+                [by_title[title].title, sentence] for title, sentence in record["supporting_facts"]
+            ],
             **gold_meta,
         },
     )
+
+
+def _intern(value: Any) -> Any:
+    """One shared copy of a repeated string ("bridge", "hard") instead of one per record."""
+    return sys.intern(value) if isinstance(value, str) else value
 
 
 def supporting_titles(facts: list[Any]) -> tuple[str, ...]:

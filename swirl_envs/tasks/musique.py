@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Any
 
 from swirl_envs.scoring import Scores, normalize_answer, squad_qa_scores
@@ -129,7 +130,7 @@ def _paragraphs(record: dict[str, Any], task_id: str) -> tuple[dict[int, Passage
             raise RecordError(f"{where}.idx {idx} repeats an earlier paragraph's idx.")
         title = field(paragraph, "title", str, f"{where}.title")
         text = field(paragraph, "paragraph_text", str, f"{where}.paragraph_text")
-        by_idx[idx] = Passage(title=title, text=text.strip(), id=f"{task_id}#{idx}")
+        by_idx[idx] = Passage(title=sys.intern(title), text=text.strip(), id=f"{task_id}#{idx}")
         if optional_field(paragraph, "is_supporting", bool, False, f"{where}.is_supporting"):
             marked.append(by_idx[idx].id)
     return by_idx, marked

@@ -520,7 +520,9 @@ def test_a_malformed_record_in_a_json_array_names_the_record_and_field(tmp_path)
 def test_a_json_file_that_does_not_parse_gives_line_and_column(tmp_path):
     path = tmp_path / "dev.json"
     path.write_text('[\n {"_id": "x",\n  "question": }\n]', encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"dev\.json, line 3 column 15: not valid JSON"):
+    with pytest.raises(
+        DataFormatError, match=r"dev\.json, record 1, line 3 column 15: not valid JSON"
+    ):
         load_hotpotqa(path)
 
 
