@@ -95,7 +95,7 @@ class StandInServer:
         self._connections: set[socket.socket] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
     def port(self) -> int:
@@ -106,6 +106,10 @@ class StandInServer:
     def base_url(self) -> str:
         """The API root to give a client (``http://127.0.0.1:PORT/v1``)."""
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until ``stop`` (which then returns within 50 ms)."""
+        self._server.serve_forever(poll_interval=0.05)
 
     def start(self) -> StandInServer:
         """Serve in a background thread."""
@@ -312,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         record=False,
     )
     print(f"ready {server.base_url}", flush=True)
-    server._server.serve_forever()
+    server.serve_forever()
 
 
 if __name__ == "__main__":
