@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -221,3 +225,23 @@ def test_generation_survives_a_replica_killed_and_one_restarted_mid_run(tmp_path
     replica_a, replica_b, _ = policy.replicas.snapshot()
     assert replica_a["ejections"] >= 1 and replica_b["ejections"] >= 1
     assert replica_b["returns"] >= 1 and restarted[0].served > 0  # B served again once back
+
+
+@pytest.mark.slow
+def test_replicas_benchmark_kills_processes_and_loses_and_repeats_nothing(tmp_path, monkeypatch):
+    path = Path(__file__).parents[2] / "benchmarks" / "replicas.py"
+    spec = importlib.util.spec_from_file_location("benchmark_replicas", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    out = tmp_path / "replicas.json"
+    argv = ["--episodes", "48", "--replicas", "1,2", "--latency-per-token", "0.01",
+            "--batch-size", "32", "--out", str(out)]  # fmt: skip
+    results = module.main(argv)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(results))
+    assert [run["episodes"] for run in results["runs"]] == [48, 48]
+    assert results["runs"][1]["speedup"] > 1.3
+    failover = results["failover"]
+    assert failover["complete"] and failover["duplicates"] == 0
+    assert failover["same_keys_as_clean"] and failover["same_actions_as_clean"]
+    assert failover["per_replica"][0]["ejections"] == 1
