@@ -275,7 +275,8 @@ def _handler_for(server: StandInServer) -> type[BaseHTTPRequestHandler]:
                 return True
             chat = self.path.endswith("/chat/completions")
             reply = completion(body, server.respond(body), chat)
-            server.decode(reply["choices"][0]["message" if chat else "text"])
+            choice = reply["choices"][0]
+            server.decode(choice["message"]["content"] if chat else choice["text"])
             self._send(200, json.dumps(reply).encode())
             return True
 

@@ -245,3 +245,13 @@ def test_replicas_benchmark_kills_processes_and_loses_and_repeats_nothing(tmp_pa
     assert failover["complete"] and failover["duplicates"] == 0
     assert failover["same_keys_as_clean"] and failover["same_actions_as_clean"]
     assert failover["per_replica"][0]["ejections"] == 1
+
+
+def test_stand_in_server_takes_its_latency_per_token_in_a_limited_number_of_slots():
+    text = "x" * 40  # 10 tokens at 4 characters a token
+    with StandInServer(lambda body: text, latency_per_token=0.01, slots=1) as server:
+        with OpenAIPolicy(server.base_url, "m", concurrency=2, **FAST) as policy:
+            started = time.monotonic()
+            assert policy.act([observation()] * 2) == [text] * 2
+            assert time.monotonic() - started >= 0.2  # 2 x 10 tokens x 10 ms, one at a time
+            assert policy.stats.completion_tokens == 20
