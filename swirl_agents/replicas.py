@@ -155,10 +155,9 @@ class ReplicaPool:
             if self._in_flight == 0:
                 self._busy += time.perf_counter() - self._busy_since
             if not (failed or refused):
+                # Only a probe brings a replica back: this answer may be to a request
+                # sent before it went down.
                 replica._failures_in_row = 0
-                if not replica.healthy:  # it answered a request sent while all were out
-                    replica.healthy = True
-                    replica.returns += 1
                 return
             replica.failures += 1
             replica._failures_in_row += 1
@@ -166,7 +165,7 @@ class ReplicaPool:
                 replica.healthy = False
                 replica.ejections += 1
             if not replica.healthy:
-                replica._ejected_at = time.monotonic()  # a failed trial restarts the cooldown
+                replica._ejected_at = time.monotonic()  # a failure while out restarts the cooldown
 
     @property
     def busy_seconds(self) -> float:
@@ -198,8 +197,6 @@ class ReplicaPool:
             alive = False
         with self._lock:
             replica._probing = False
-            if replica.healthy:
-                return  # a request sent while all were out already brought it back
             if alive:
                 replica.healthy = True
                 replica.returns += 1
