@@ -17,7 +17,7 @@ Then a failover run on the largest count: replica 0 is killed with SIGKILL at
 same moment and restarted on its port at ``--restart-at``. Its file must hold exactly
 the clean run's episodes, each once, with the same actions.
 
-    python benchmarks/replicas.py                      # about 35 s on 2 cores
+    python benchmarks/replicas.py                      # about a minute on 2 cores
     python benchmarks/replicas.py --replicas 1,2,4,8 --episodes 256
 """
 
