@@ -1,7 +1,8 @@
 """A judge behind an OpenAI-compatible endpoint (vLLM, SGLang, Ollama, hosted APIs).
 
 The requests go through ``OpenAIPolicy``'s client, so the judge inherits its
-concurrency limit, per-request timeout and retries with backoff: a batch of queries
+concurrency limit, per-request timeout, retries with backoff and its routing among
+several replicas (``swirl_agents.replicas``): a batch of queries
 is that many concurrent requests, and a server that stays down is a ``PolicyError``
 (not an unparseable verdict, and nothing is cached), so a rerun simply resumes.
 
@@ -33,13 +34,15 @@ from swirl_agents.judges.prompts import (
     parse_verdict,
     process_fields,
 )
+from swirl_agents.replicas import parse_base_urls
 
 
 class EndpointJudge:
     """A process and outcome judge served over an OpenAI-compatible API.
 
     Args:
-        base_url: The API root, e.g. ``http://127.0.0.1:8000/v1``.
+        base_url: The API root, e.g. ``http://127.0.0.1:8000/v1``; several replicas of
+            the model as a list or as one comma-separated string.
         model: The served model's name.
         api: ``"chat"`` (the prompt as one user message) or ``"completions"``.
         process_prompt: The process prompt (default: the paper's, for search; use
@@ -48,16 +51,17 @@ class EndpointJudge:
             ``MATH_OUTCOME_PROMPT`` for math).
         max_tokens: The reply budget (reasoning plus verdict).
         max_state_chars: Longer states are cut from the left (most recent context kept).
-        concurrency: Requests in flight at once.
+        concurrency: Requests in flight at once per replica.
         timeout: Seconds one attempt may take.
-        max_retries: Retries on 429, 5xx, timeouts and connection errors.
+        max_retries: Retries on 429, 5xx, timeouts and connection errors (on any replica).
         api_key_env: Environment variable holding the API key, if any.
-        name: The judge's name; default ``"openai:<base_url>#<model>"``.
+        name: The judge's name; default ``"openai:<base_url>#<model>"`` (the base URLs
+            comma-separated when there are several).
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         *,
         api: Literal["chat", "completions"] = "chat",
@@ -78,13 +82,14 @@ class EndpointJudge:
         outcome_prompt.check_fields(OUTCOME_FIELDS)
         if max_state_chars < 1:
             raise ValueError(f"max_state_chars must be at least 1, got {max_state_chars}")
-        self.name = name or f"openai:{base_url.rstrip('/')}#{model}"
+        base_urls = parse_base_urls(base_url)
+        self.name = name or f"openai:{','.join(base_urls)}#{model}"
         self.prompts = {"process": process_prompt, "outcome": outcome_prompt}
         self.max_tokens = max_tokens
         self.max_state_chars = max_state_chars
         self.api = api
         self._client = OpenAIPolicy(
-            base_url,
+            base_urls,
             model,
             api=api,
             sampling=SamplingSettings(temperature=0.0, max_new_tokens=max_tokens),

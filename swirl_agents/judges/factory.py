@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-JUDGE_SPECS = "programmatic, hf:NAME_OR_PATH, openai:BASE_URL"
+JUDGE_SPECS = "programmatic, hf:NAME_OR_PATH, openai:BASE_URL[,BASE_URL...]"
 
 
 def make_judge(
@@ -24,7 +24,7 @@ def make_judge(
     Args:
         spec: ``programmatic`` (checks against the env's tasks), ``hf:NAME_OR_PATH``
             (a local Hugging Face model) or ``openai:BASE_URL`` (an OpenAI-compatible
-            endpoint).
+            endpoint; ``openai:URL1,URL2,...`` for several replicas of one model).
         env: The env whose trajectories are judged (wrapped or not).
         programmatic: Extra ``ProgrammaticJudge.from_env`` arguments (``process_rule``).
         hf: Extra ``HFJudge`` arguments (``model`` to reuse a loaded model, ``tokenizer``,
@@ -64,11 +64,15 @@ def judge_backend(spec: str) -> tuple[str, str]:
     at once: ``"programmatic"`` gives ``("programmatic", "")``, ``"hf:PATH"`` ``("hf", PATH)``.
 
     Raises:
-        ValueError: The spec names no known judge.
+        ValueError: The spec names no known judge, or an ``openai:`` one a bad base URL.
     """
     if spec == "programmatic":
         return spec, ""
     backend, _, target = spec.partition(":")
     if backend not in ("hf", "openai") or not target:
         raise ValueError(f"unknown judge {spec!r}; expected one of: {JUDGE_SPECS}.")
+    if backend == "openai":
+        from swirl_agents.replicas import parse_base_urls
+
+        parse_base_urls(target)
     return backend, target

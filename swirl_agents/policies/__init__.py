@@ -37,7 +37,7 @@ __all__ = [
     "step_seed",
 ]
 
-POLICY_SPECS = "oracle | noisy-oracle | random | hf:NAME_OR_PATH | openai:BASE_URL"
+POLICY_SPECS = "oracle | noisy-oracle | random | hf:NAME_OR_PATH | openai:BASE_URL[,BASE_URL...]"
 
 
 def make_policy(
@@ -52,7 +52,8 @@ def make_policy(
 
     Args:
         spec: ``oracle``, ``noisy-oracle``, ``random``, ``hf:NAME_OR_PATH`` or
-            ``openai:BASE_URL`` (for example ``openai:http://127.0.0.1:8000/v1``).
+            ``openai:BASE_URL`` (for example ``openai:http://127.0.0.1:8000/v1``;
+            ``openai:URL1,URL2,...`` for several replicas of one model).
         sampling: Sampling settings of the model policies.
         noise: Step error probability of ``noisy-oracle``.
         hf: Extra ``HFPolicy.from_pretrained`` arguments (``device``, ``dtype``,
