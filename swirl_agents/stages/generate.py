@@ -93,13 +93,24 @@ def _shard_record(
             {"env_id": env.spec.id if env.spec else None, "env_kwargs": stored_env_settings(env)}
             for env in envs
         ],
-        "policy": describe_policy(policy),
+        "policy": policy_identity(describe_policy(policy)),
         "samples": samples,
         "seed": seed,
         "num_tasks": num_tasks,
     }
     keys = episode_keys(envs, samples=samples, num_tasks=num_tasks)
     return shard_record("generate", shard, keys, run)
+
+
+DEPLOYMENT_KEYS = ("url",)
+"""Policy settings that say where a served model runs, not what it is: a run may resume, or
+its shards run, on other replicas of the same model."""
+
+
+def policy_identity(description: dict[str, Any]) -> dict[str, Any]:
+    """A policy's description (as stored) without its deployment: what makes two runs one."""
+    stored = json.loads(json.dumps(description))
+    return {key: value for key, value in stored.items() if key not in DEPLOYMENT_KEYS}
 
 
 def _check_same_run(path: str | os.PathLike, policy: Any, envs: list[Any]) -> None:
@@ -109,8 +120,8 @@ def _check_same_run(path: str | os.PathLike, policy: Any, envs: list[Any]) -> No
 
     first = next(load_trajectories(path))
     settings = {env.spec.id: stored_env_settings(env) for env in envs if env.spec is not None}
-    ours = json.loads(json.dumps(describe_policy(policy)))
-    if first.policy != ours:
+    ours = describe_policy(policy)
+    if policy_identity(first.policy) != policy_identity(ours):
         raise StageError(
             f"{path} holds episodes of policy {first.policy}, not {ours}; rerun with the same "
             "arguments to resume, or write to another file"

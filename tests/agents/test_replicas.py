@@ -227,6 +227,35 @@ def test_generation_survives_a_replica_killed_and_one_restarted_mid_run(tmp_path
     assert replica_b["returns"] >= 1 and restarted[0].served > 0  # B served again once back
 
 
+def test_a_run_resumes_and_its_shards_merge_on_other_replicas_of_the_same_model(tmp_path):
+    """Where a served model runs is not what it is: a stopped run goes on, and shards that ran
+    against other replica sets merge; another model or other sampling is still refused."""
+    from swirl_agents.stages import Shard, StageError, merge_shards
+
+    env = make_env("swirl/SynthMath-v0", num_tasks=12, seed=0)
+    respond = oracle_responder(env.unwrapped.tasks)
+    with StandInServer(respond) as first, StandInServer(respond) as second:
+
+        def policy(*urls: str, model: str = "m") -> OpenAIPolicy:
+            return OpenAIPolicy(list(urls), model, **FAST)
+
+        out = tmp_path / "run.jsonl"
+        with policy(first.base_url) as one:
+            generate(env, one, out, num_tasks=6, fsync=False)
+        with policy(first.base_url, second.base_url) as two:
+            assert generate(env, two, out, fsync=False)["episodes_run_now"] == 6
+        with policy(second.base_url, model="other") as other, pytest.raises(StageError):
+            generate(env, other, out, fsync=False)
+        shards = [tmp_path / f"shard-{index}.jsonl" for index in range(2)]
+        for index, (path, url) in enumerate(zip(shards, (first, second), strict=True)):
+            with policy(url.base_url) as own:
+                generate(env, own, path, shard=Shard(index, 2), fsync=False)
+    merge_shards(shards, tmp_path / "merged.jsonl")
+    assert sorted(t.key for t in load_trajectories(tmp_path / "merged.jsonl")) == sorted(
+        t.key for t in load_trajectories(out)
+    )
+
+
 @pytest.mark.slow
 def test_replicas_benchmark_kills_processes_and_loses_and_repeats_nothing(tmp_path, monkeypatch):
     path = Path(__file__).parents[2] / "benchmarks" / "replicas.py"
