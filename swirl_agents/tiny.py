@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     import gymnasium as gym
+    from transformers import PretrainedConfig, PreTrainedModel
 
     from swirl_envs import Task
 
@@ -86,8 +87,6 @@ def build_tiny_model(
     Returns:
         ``out_dir`` as a ``Path``.
     """
-    import torch
-
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}.")
     num_kv_heads = num_kv_heads or num_heads
@@ -109,12 +108,9 @@ def build_tiny_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    from transformers import AutoModelForCausalLM, GenerationConfig
+    from transformers import GenerationConfig
 
-    # fork_rng keeps the caller's global torch RNG untouched by the initialisation.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(config)
+    model = _random_model(config, seed)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(TURN_END)],
@@ -185,8 +181,7 @@ def build_tiny_qwen3_model(
     Returns:
         ``out_dir`` as a ``Path``.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+    from transformers import GenerationConfig, PreTrainedTokenizerFast
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -213,9 +208,7 @@ def build_tiny_qwen3_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(config)
+    model = _random_model(config, seed)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
@@ -316,3 +309,14 @@ def _train_bpe(texts: Iterable[str], vocab_size: int, special_tokens: Iterable[s
     )
     backend.train_from_iterator(texts, trainer=trainer)
     return backend
+
+
+def _random_model(config: PretrainedConfig, seed: int) -> PreTrainedModel:
+    """A randomly initialised model from ``config``, seeded; ``fork_rng`` leaves the caller's
+    global torch RNG untouched by the initialisation."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AutoModelForCausalLM.from_config(config)
