@@ -10,19 +10,48 @@ Import it from the package: ``from swirl_envs import Task, Passage``.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 
 # slots: a full train split holds about a million passages; a per-object __dict__ would be
 # about a tenth of their memory (benchmarks/loader_memory.py).
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Passage:
-    """One retrievable paragraph: a title and its text."""
+    """One retrievable paragraph: a title and its text.
+
+    The text is read as ``passage.text``. It is kept as UTF-8 bytes when that is smaller
+    than Python's string: one character beyond Latin-1 (an en dash, say) makes a ``str``
+    take 2 bytes a character, and a third of HotPotQA's paragraphs have one, which is most
+    of a full split's memory (docs/datasets.md).
+    """
 
     title: str
-    text: str
-    id: str = ""
+    stored: str | bytes
+    id: str
+
+    def __init__(self, title: str, text: str, id: str = ""):
+        object.__setattr__(self, "title", title)
+        object.__setattr__(self, "stored", _compact(text))
+        object.__setattr__(self, "id", id)
+
+    @property
+    def text(self) -> str:
+        """The paragraph's text."""
+        stored = self.stored
+        return stored if isinstance(stored, str) else stored.decode("utf-8")
+
+    def __repr__(self) -> str:
+        return f"Passage(title={self.title!r}, text={self.text!r}, id={self.id!r})"
+
+
+def _compact(text: str) -> str | bytes:
+    """``text`` as a ``str``, or as UTF-8 bytes where those take less memory."""
+    if text.isascii():
+        return text
+    encoded = text.encode("utf-8")
+    return encoded if sys.getsizeof(encoded) < sys.getsizeof(text) else text
 
 
 @dataclass(frozen=True, slots=True)

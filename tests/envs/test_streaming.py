@@ -160,3 +160,23 @@ def test_the_published_samples_stream_to_the_tasks_of_a_whole_file_parse():
         lines = musique.read_text(encoding="utf-8").splitlines()
         expected = [musique_task(json.loads(line), i) for i, line in enumerate(lines)]
         assert load_musique(musique, split="train") == expected
+
+
+def test_a_passage_keeps_wide_text_as_utf8_and_reads_it_back():
+    """A full split's memory is mostly passage text: one en dash makes a ``str`` 2 bytes a
+    character, so such text is kept as UTF-8; reading, equality, hashing and pickling see
+    the same passage either way."""
+    import pickle
+    import sys
+
+    from swirl_envs import Passage
+
+    for text, kept in [("plain ascii", str), ("range 1990–2000, ✓ done", bytes), ("", str)]:
+        passage = Passage("Title", text, "q#0")
+        assert passage.text == text and isinstance(passage.stored, kept)
+        assert pickle.loads(pickle.dumps(passage)) == passage
+        assert hash(Passage("Title", text, "q#0")) == hash(passage)
+        assert repr(passage) == f"Passage(title='Title', text={text!r}, id='q#0')"
+    wide = "An en dash – in a long paragraph. " * 20
+    assert sys.getsizeof(Passage("T", wide).stored) < 0.6 * sys.getsizeof(wide)
+    assert Passage(title="T", text="x").id == ""
