@@ -116,5 +116,6 @@ def main() -> None:
         ]  # fmt: skip
         print(f"{name:<8} {accuracy[0]:>7.3f} {accuracy[1]:>7.3f}")
 
+
 if __name__ == "__main__":
     main()
