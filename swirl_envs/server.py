@@ -14,7 +14,8 @@ client opens its own session (one env instance) and plays it with JSON requests:
     DELETE /sessions/{id}          -> {"closed": true}
 
 Every refusal is a 4xx or 5xx whose JSON ``detail`` says what was wrong: malformed JSON
-or a wrong type (422), an unknown env or a kwarg outside the allowlist (400), a body over
+or a wrong type (422), an unknown env, a kwarg outside the allowlist or an env that cannot
+be made, its data missing say (400, with the loader's message), a body over
 the size limit (413, checked on ``Content-Length`` and on the bytes actually read),
 an unknown or expired session (404), a step before reset or after the episode ended,
 or a second request on a session while one is in progress (409), too many sessions
@@ -173,7 +174,7 @@ class Sessions:
         try:
             pooled = self._pool.get(key)
             env = pooled.pop() if pooled else await run_in_threadpool(gym.make, env_id, **arguments)
-        except (ValueError, TypeError, gym.error.Error) as error:
+        except (ValueError, TypeError, OSError, gym.error.Error) as error:  # OSError: no data
             raise HTTPException(400, f"Could not make {env_id}: {_error_text(error)}") from error
         finally:
             self._opening -= 1

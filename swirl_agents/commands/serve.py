@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from swirl_agents.flags import json_object
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--port", type=int, default=8000, help="port to bind")
     parser.add_argument(
-        "--env-kwargs", default="{}", metavar="JSON",
+        "--env-kwargs", type=json_object, default={}, metavar="JSON",
         help="JSON object of arguments every env is made with, e.g. '{\"split\": \"test\"}'",
     )  # fmt: skip
     parser.add_argument(
@@ -42,27 +43,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the server in the foreground; returns when it is stopped."""
-    try:
-        env_kwargs = json.loads(args.env_kwargs)
-    except ValueError as error:
-        raise SystemExit(f"swirl serve: --env-kwargs is not valid JSON: {error}") from error
-    if not isinstance(env_kwargs, dict):
-        raise SystemExit("swirl serve: --env-kwargs must be a JSON object.")
+    """Check every env can be made, then serve in the foreground until stopped.
+
+    A bad setting or a missing data file refuses to start, with the loader's message (which
+    file, where to get it), instead of answering every session with an error.
+    """
     try:
         from swirl_envs.server import ServerConfig, serve
     except ImportError as error:
-        raise SystemExit(f"swirl serve: {error}") from error
-    try:
-        config = ServerConfig(
-            env_ids=tuple(args.env_ids),
-            env_kwargs=env_kwargs,
-            allowed_kwargs=frozenset(args.allowed_kwargs),
-            max_sessions=args.max_sessions,
-            idle_timeout=args.idle_timeout,
-            max_body_bytes=args.max_body_bytes,
-        )
-    except ValueError as error:
-        raise SystemExit(f"swirl serve: {error}") from error
+        raise ValueError(f"{error} (pip install -e '.[server]')") from error
+    from swirl_agents.stages import make_env
+
+    config = ServerConfig(
+        env_ids=tuple(args.env_ids),
+        env_kwargs=args.env_kwargs,
+        allowed_kwargs=frozenset(args.allowed_kwargs),
+        max_sessions=args.max_sessions,
+        idle_timeout=args.idle_timeout,
+        max_body_bytes=args.max_body_bytes,
+    )
+    for env_id in config.env_ids:
+        make_env(env_id, config.env_kwargs).close()
     serve(config, host=args.host, port=args.port, log_level=args.log_level)
     return 0

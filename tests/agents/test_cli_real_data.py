@@ -92,6 +92,7 @@ def test_each_subcommand_refuses_a_missing_data_file_in_one_line(tmp_path, swirl
                   "--outcome", "programmatic"],
         "filter": ["filter", "--in", tmp_path / "none.jsonl", "--out", trajectories],
         "train": ["train", "--data", tmp_path / "none.jsonl", "--model", tiny],
+        "serve": ["serve", *env, "--port", "9"],  # refuses to start: nothing is served
     }  # fmt: skip
     for command, argv in runs.items():
         run = swirl(*argv)

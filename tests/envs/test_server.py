@@ -8,6 +8,7 @@ import socket
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import gymnasium as gym
@@ -417,19 +418,29 @@ def test_server_config_refuses_unknown_envs_and_bad_limits():
         config(max_sessions=0)
 
 
-def test_serve_command_rejects_bad_arguments_before_starting():
-    from swirl_agents.commands import serve
+def test_serve_command_rejects_bad_arguments_before_starting(capsys, tmp_path):
+    from swirl_agents.cli import main
 
-    parser = __import__("argparse").ArgumentParser()
-    serve.add_parser(parser.add_subparsers())
+    missing = json.dumps({"data_path": str(tmp_path / "nowhere.jsonl")})
     for argv, message in (
         (["serve", "--env", ENV_ID, "--env-kwargs", "{oops"], "not valid JSON"),
         (["serve", "--env", ENV_ID, "--env-kwargs", "[1]"], "JSON object"),
         (["serve", "--env", "swirl/Nope-v0"], "Cannot serve"),
+        (["serve", "--env", "swirl/GSM8K-v0", "--env-kwargs", missing], "nowhere.jsonl"),
     ):
-        args = parser.parse_args(argv)
-        with pytest.raises(SystemExit, match=message):
-            args.run(args)
+        with pytest.raises(SystemExit) if "JSON" in message else nullcontext():
+            code = main([*argv, "--port", "9"])  # nothing listens: it never starts
+            assert code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
+def test_a_session_on_an_env_whose_data_is_missing_is_a_400_naming_the_file(tmp_path):
+    missing = str(tmp_path / "nowhere.jsonl")
+    config = ServerConfig(env_ids=("swirl/GSM8K-v0",), env_kwargs={"data_path": missing})
+    with BackgroundServer(create_app(config)) as server:
+        reply = httpx.post(f"{server.url}/sessions", json={})
+    assert reply.status_code == 400 and "nowhere.jsonl" in reply.json()["detail"]
 
 
 def load_example(name: str):
