@@ -57,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--data and --model are required")
     if config.objective == "swirl-online" and not args.judge:
         raise ValueError(f"--objective swirl-online needs --judge {JUDGE_CHOICES}")
+    summary = None
     try:
         summary = train(config, judge=args.judge)
         if summary["is_main"]:
             print(json.dumps(summary["metrics"]))
             print(f"model written to {summary['model']}")
-    finally:
-        close_distributed()
+    finally:  # after a failure, leave at once: torchrun stops the other processes
+        close_distributed(synchronize=summary is not None)
     return 0

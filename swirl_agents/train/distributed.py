@@ -72,9 +72,17 @@ def init_distributed(device: str | None = None) -> DistributedContext:
     return DistributedContext(rank=rank, world_size=world_size, device=resolved)
 
 
-def close_distributed() -> None:
-    """Leave the process group (if one was joined)."""
+def close_distributed(*, synchronize: bool = False) -> None:
+    """Leave the process group (if one was joined).
+
+    Args:
+        synchronize: Wait for every process first (after a run that succeeded everywhere):
+            a process that tears its group down while a peer is still working can make the
+            peer's gloo threads abort it.
+    """
     if dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
 
 
