@@ -50,8 +50,9 @@ def run_command(name: str, args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:  # StageError, ConfigError, data errors: user errors
         if os.environ.get("SWIRL_TRACEBACK"):
             raise
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"swirl {name}: {message}", file=sys.stderr)
+        from swirl_agents.stages.errors import one_line
+
+        print(f"swirl {name}: {one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 
 import swirl_envs  # noqa: F401  (registers the env ids)
-from swirl_agents.stages.errors import StageError
+from swirl_agents.stages.errors import StageError, one_line
 
 
 def make_env(
@@ -42,7 +42,7 @@ def make_env(
         return gym.make(env_id, **kwargs)
     except (gym.error.Error, TypeError, ValueError, OSError) as error:
         settings = f" with {kwargs}" if kwargs else ""
-        raise StageError(f"cannot make env {env_id!r}{settings}: {_one_line(error)}") from error
+        raise StageError(f"cannot make env {env_id!r}{settings}: {one_line(error)}") from error
 
 
 def eval_split(env_id: str) -> str:
@@ -54,13 +54,9 @@ def eval_split(env_id: str) -> str:
     try:
         return getattr(_env_class(env_id), "eval_split", "test")
     except gym.error.Error as error:
-        raise StageError(f"unknown env {env_id!r}: {_one_line(error)}") from error
+        raise StageError(f"unknown env {env_id!r}: {one_line(error)}") from error
 
 
 def _env_class(env_id: str) -> Any:
     entry = gym.spec(env_id).entry_point
     return gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
